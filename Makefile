@@ -1,0 +1,61 @@
+# filterbook: two commands, always.
+#   make book   set up .venv (pinned by requirements.lock) and build the HTML book into _build/html
+#   make test   the same set-up plus test tools, then run every test (unit, chapters, HTML, browser)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALL := $(PY) -m pip install --disable-pip-version-check --quiet -c requirements.lock
+PORT ?= 8000
+
+.PHONY: book test serve lab pair lock clean help
+
+help:
+	@echo "make book   build the book into _build/html (sets up .venv first)"
+	@echo "make test   run all tests (sets up .venv and the browser first)"
+	@echo "make serve  serve _build/html on http://127.0.0.1:$(PORT)"
+	@echo "make lab    open the chapters in JupyterLab"
+	@echo "make pair   sync each chapter's .ipynb with its .md source (run after editing a chapter)"
+	@echo "make lock   re-pin requirements.lock from the current .venv (deliberate upgrades only)"
+	@echo "make clean  remove _build (the execution cache too)"
+
+$(VENV)/.book: pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(INSTALL) -e '.[book]'
+	@# build matplotlib's font cache now, so no chapter prints its one-time notice to stderr
+	$(PY) -c "import matplotlib.pyplot"
+	@touch $@
+
+$(VENV)/.test: $(VENV)/.book
+	$(INSTALL) -e '.[book,test]'
+	@touch $@
+
+$(VENV)/.lab: $(VENV)/.book
+	$(INSTALL) -e '.[book,lab]'
+	@touch $@
+
+book: $(VENV)/.book
+	$(PY) tools/build_book.py
+
+test: $(VENV)/.test
+	@tools/ensure_chromium.sh
+	$(PY) -m pytest
+
+serve: book
+	@echo "serving the book at http://127.0.0.1:$(PORT)/ (Ctrl-C to stop)"
+	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
+
+lab: $(VENV)/.lab
+	$(VENV)/bin/jupyter lab chapters
+
+pair: $(VENV)/.book
+	$(VENV)/bin/jupytext --sync chapters/*.md
+
+lock:
+	@{ echo "# Exact versions of the whole environment (book, tests, lab), used as pip constraints: make book/test install"; \
+	   echo "# with 'pip install -c requirements.lock'. Regenerate with 'make lock' after a deliberate upgrade."; \
+	   $(PY) -m pip freeze --exclude-editable | grep -vi '^filterlib' | sed 's/^torch==\([0-9.]*\)+cpu/torch==\1/'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf _build

@@ -1,0 +1,18 @@
+"""filterlib: the small library behind *filterbook*, an executable companion to
+Du, Lee & Tian, "When is a Convolutional Filter Easy To Learn?" (ICLR 2018).
+
+Modules, one concern each:
+
+* :mod:`filterlib.config`: device (``FILTERLIB_DEVICE``), dtype, seeded generators, progress bars.
+* :mod:`filterlib.model`: f(w, Z), the loss, its closed-form gradient, angles, image patches.
+* :mod:`filterlib.distributions`: seeded samplers of patch distributions.
+* :mod:`filterlib.train`: batched gradient descent and SGD returning a :class:`~filterlib.train.History`.
+* :mod:`filterlib.widgets`: kernel-free slider widgets over precomputed figures.
+"""
+from .config import default_dtype, device, generator
+from .model import angle, forward, gradient, loss, patches
+from .train import History, gradient_descent, sgd
+
+__all__ = ["angle", "default_dtype", "device", "forward", "generator", "gradient", "gradient_descent",
+           "History", "loss", "patches", "sgd"]
+__version__ = "0.1.0"

@@ -1,0 +1,55 @@
+"""Build the book into _build/html (what `make book` runs); exits non-zero on any warning or cell error.
+
+The jupyter-cache behind `execute_notebooks: cache` keys only on a notebook's code cells. A change to
+filterlib (or to the pinned environment, the book configuration or the vendored JavaScript) would therefore
+leave stale outputs, or stale static files, in the book. This script fingerprints those inputs and wipes
+_build (cache included) whenever the fingerprint differs from the one of the last successful build.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "_build"
+STAMP = BUILD / "filterlib.fingerprint"
+INPUTS = ["filterlib", "vendor", "_config.yml", "requirements.lock", "pyproject.toml"]
+
+
+def fingerprint(root: Path = ROOT) -> str:
+    """sha256 over the path and bytes of every file that can change what the executed chapters show."""
+    h = hashlib.sha256()
+    for name in INPUTS:
+        base = root / name
+        files = sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else [base]
+        for path in files:
+            if "__pycache__" in path.parts or not path.exists():
+                continue
+            h.update(path.relative_to(root).as_posix().encode() + b"\0")
+            h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def main() -> int:
+    start = time.time()
+    current = fingerprint()
+    if BUILD.exists() and (not STAMP.exists() or STAMP.read_text().strip() != current):
+        print("build_book: filterlib, the environment, the config or vendor/ changed: clearing _build and its "
+              "execution cache", flush=True)
+        shutil.rmtree(BUILD)
+    env = dict(os.environ, FILTERLIB_PROGRESS="0", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", "-W", "-n", "--keep-going", str(ROOT)]
+    rc = subprocess.call(cmd, env=env, cwd=ROOT)
+    if rc == 0:
+        STAMP.write_text(current + "\n")
+    print(f"build_book: {'ok' if rc == 0 else 'FAILED'} in {time.time() - start:.1f} s", flush=True)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
