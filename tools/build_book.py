@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "_build"
 STAMP = BUILD / "filterlib.fingerprint"
-INPUTS = ["filterlib", "vendor", "_config.yml", "requirements.lock", "pyproject.toml"]
+INPUTS = ["filterlib", "vendor", "tools/sphinx", "_config.yml", "requirements.lock", "pyproject.toml"]
 
 
 def fingerprint(root: Path = ROOT) -> str:

@@ -1,0 +1,72 @@
+"""The built HTML: widget state embedded, widget JS only where needed, nothing loaded from off-host."""
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.book
+WIDGET_PAGES = {"chapters/gd_gaussian.html"}
+
+
+class Resources(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.urls = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "script" and a.get("src"):
+            self.urls.append(a["src"])
+        if tag == "link" and a.get("href"):
+            self.urls.append(a["href"])
+        if tag in ("img", "iframe", "source", "video", "audio", "embed") and a.get("src"):
+            self.urls.append(a["src"])
+
+
+def pages(html: Path):
+    return sorted(p for p in html.rglob("*.html") if "_static" not in p.parts and "_sources" not in p.parts)
+
+
+def test_no_off_host_resources_on_any_page(built_book):
+    for page in pages(built_book):
+        parser = Resources()
+        parser.feed(page.read_text())
+        off = [u for u in parser.urls if re.match(r"^(https?:)?//", u)]
+        assert not off, f"{page.relative_to(built_book)} loads {off}"
+
+
+def test_widget_state_and_js_only_on_widget_pages(built_book):
+    seen = set()
+    for page in pages(built_book):
+        rel = page.relative_to(built_book).as_posix()
+        text = page.read_text()
+        has_state = "application/vnd.jupyter.widget-state+json" in text
+        has_js = "_static/widgets/embed-amd.js" in text
+        assert has_js == has_state, f"{rel}: widget JS {'without' if has_js else 'missing for'} widget state"
+        if has_state:
+            seen.add(rel)
+            state = re.search(r'<script type="application/vnd.jupyter.widget-state\+json">(.*?)</script>', text, re.S)
+            models = json.loads(state.group(1))["state"]
+            kinds = {m["model_name"] for m in models.values()}
+            assert {"SelectionSliderModel", "StackModel", "LinkModel", "ImageModel"} <= kinds, kinds
+            for m in models.values():
+                if m["model_name"] == "LinkModel":
+                    assert m["state"]["source"][1] == "index" and m["state"]["target"][1] == "selected_index"
+    assert WIDGET_PAGES <= seen, f"widget state missing on {WIDGET_PAGES - seen}"
+
+
+def test_proofs_figures_and_citations_render(built_book):
+    text = (built_book / "chapters" / "gd_gaussian.html").read_text()
+    assert 'id="thm-gd-gaussian-global"' in text and "Theorem 3.1" in text
+    assert re.search(r"Fig\. \d+", text), "numbered figures are missing"
+    assert "Du" in text and "2018" in text
+    assert "colab.research.google.com" in text and "gd_gaussian.ipynb" in text   # launch button opens the .ipynb
+    assert "_static/mathjax/tex-mml-chtml.js" in text
+    assert 'class="solution' in text
+
+
+def test_status_page_lists_chapter_times(built_book):
+    text = (built_book / "chapters" / "status.html").read_text()
+    assert "gd_gaussian" in text and re.search(r"\d+\.\d+", text)

@@ -1,0 +1,96 @@
+"""The demo page in headless Chromium, offline: the kernel-free slider changes the figure, nothing leaves 127.0.0.1.
+
+Drives Debian's chromium (no browser download) with Playwright; `make test` installs chromium when it is missing.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
+
+import pytest
+
+pytestmark = pytest.mark.book
+CHROMIUM = os.environ.get("FILTERLIB_CHROMIUM", "/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(built_book):
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(built_book)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
+        pytest.fail(f"no chromium at {CHROMIUM}: run tools/ensure_chromium.sh (make test does) or set FILTERLIB_CHROMIUM")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)   # a fresh temporary profile each time
+        yield b
+        b.close()
+
+
+def open_page(browser, url):
+    page = browser.new_page(viewport={"width": 1280, "height": 1600})
+    log = {"requests": [], "failed": [], "errors": []}
+    page.on("request", lambda r: log["requests"].append(r.url))
+    page.on("requestfailed", lambda r: log["failed"].append(r.url))
+    page.on("response", lambda r: r.status >= 400 and not r.url.endswith("/favicon.ico")
+            and log["failed"].append(f"{r.status} {r.url}"))
+    page.on("pageerror", lambda e: log["errors"].append(str(e)))
+    page.goto(url, wait_until="load")
+    return page, log
+
+
+def off_host(urls):
+    return [u for u in urls if urlparse(u).scheme not in ("blob", "data") and urlparse(u).hostname != "127.0.0.1"]
+
+
+def test_demo_slider_changes_figure_without_kernel(server, browser):
+    page, log = open_page(browser, f"{server}/chapters/gd_gaussian.html")
+    slider = page.locator(".widget-selection-slider, .widget-hslider").first
+    slider.wait_for(state="visible", timeout=30_000)
+    readout = page.locator(".widget-readout").first
+    assert readout.inner_text().strip() == "0.25"                 # the slider shows the value, not the index
+    frame = page.locator(".widget-vbox > .widget-box").first      # the Stack of precomputed frames
+    frame.locator("img").first.wait_for(state="visible", timeout=30_000)
+    before = frame.screenshot()
+    handle = slider.locator(".noUi-handle").first
+    handle.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('.widget-readout').textContent.trim() === '2'")
+    page.wait_for_timeout(300)
+    after = frame.screenshot()
+    assert before != after, "moving the slider did not change the figure"
+    assert off_host(log["requests"]) == [], off_host(log["requests"])
+    assert log["failed"] == [], log["failed"]
+    assert log["errors"] == [], log["errors"]
+    page.close()
+
+
+@pytest.mark.parametrize("name", ["chapters/intro.html", "chapters/gd_gaussian.html", "chapters/status.html"])
+def test_pages_load_offline_with_math(server, browser, name):
+    page, log = open_page(browser, f"{server}/{name}")
+    page.wait_for_timeout(500)
+    if name != "chapters/status.html":
+        page.wait_for_selector("mjx-container", timeout=30_000)   # MathJax (vendored) typeset the math
+    assert off_host(log["requests"]) == [], off_host(log["requests"])
+    assert log["failed"] == [], log["failed"]
+    assert log["errors"] == [], log["errors"]
+    page.close()

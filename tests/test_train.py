@@ -1,0 +1,124 @@
+"""filterlib.train: GD and SGD recover w*, batched runs equal looped runs, histories, errors."""
+import numpy as np
+import pytest
+import torch
+
+import filterlib as fl
+from filterlib import distributions
+
+f64 = torch.float64
+
+
+@pytest.fixture
+def problem():
+    g = fl.generator(11, "cpu")
+    Z = distributions.gaussian(3000, 3, 5, generator=g, dtype=f64)
+    w_star = torch.randn(5, generator=g, dtype=f64)
+    w0 = 0.05 * torch.randn(6, 5, generator=g, dtype=f64)
+    return Z, w_star, w0
+
+
+def test_gd_recovers_w_star_from_small_random_start(problem):
+    Z, w_star, w0 = problem
+    h = fl.gradient_descent(w0, w_star, Z, eta=3.0, steps=300)
+    assert h.relative_distance[-1].max() < 1e-8
+    assert h.loss[-1].max() < 1e-15
+    assert np.all(np.diff(h.loss, axis=0) <= 1e-15)  # GD on this problem decreases the loss at every step
+    torch.testing.assert_close(h.w, w_star.expand(6, 5), rtol=0, atol=1e-8)
+
+
+def test_gd_batched_equals_looped(problem):
+    Z, w_star, w0 = problem
+    batched = fl.gradient_descent(w0, w_star, Z, eta=2.0, steps=25, trajectory=True)
+    for r in range(w0.shape[0]):
+        single = fl.gradient_descent(w0[r], w_star, Z, eta=2.0, steps=25, trajectory=True)
+        np.testing.assert_allclose(batched.loss[:, r], single.loss, rtol=1e-10, atol=1e-16)
+        np.testing.assert_allclose(batched.trajectory[:, r], single.trajectory, rtol=1e-10, atol=1e-14)
+        torch.testing.assert_close(batched.w[r], single.w)
+
+
+def test_history_contents(problem):
+    Z, w_star, w0 = problem
+    h = fl.gradient_descent(w0, w_star, Z, eta=1.0, steps=10, trajectory=True)
+    assert h.step.tolist() == list(range(11))
+    assert h.loss.shape == h.distance.shape == h.angle.shape == (11, 6)
+    assert h.trajectory.shape == (11, 6, 5)
+    np.testing.assert_allclose(h.trajectory[0], w0.numpy())
+    np.testing.assert_allclose(h.distance[0], (w0 - w_star).norm(dim=1).numpy())
+    np.testing.assert_allclose(h.angle[0], fl.angle(w0, w_star).numpy())
+    np.testing.assert_allclose(h.loss[0], fl.loss(w0, w_star, Z).numpy())
+    sparse = fl.gradient_descent(w0, w_star, Z, eta=1.0, steps=10, record_every=4)
+    assert sparse.step.tolist() == [0, 4, 8, 10]
+    np.testing.assert_allclose(sparse.loss, h.loss[[0, 4, 8, 10]], rtol=1e-12)
+
+
+def test_gd_step_is_w_minus_eta_gradient(problem):
+    Z, w_star, w0 = problem
+    h = fl.gradient_descent(w0, w_star, Z, eta=0.7, steps=1)
+    torch.testing.assert_close(h.w, w0 - 0.7 * fl.gradient(w0, w_star, Z))
+
+
+def test_step_size_schedule(problem):
+    Z, w_star, w0 = problem
+    etas = []
+    fl.gradient_descent(w0, w_star, Z, eta=lambda t: etas.append(t) or 0.5 + t, steps=3)
+    assert etas == [0, 1, 2]
+    with pytest.raises(ValueError, match=r"eta must be a positive finite number, got -1.0 \(at step 2\)"):
+        fl.gradient_descent(w0, w_star, Z, eta=lambda t: 1.0 if t < 2 else -1.0, steps=5)
+
+
+def test_sgd_on_fixed_sample_recovers(problem):
+    Z, w_star, w0 = problem
+    h = fl.sgd(w0, w_star, Z, eta=1.0, steps=3000, batch_size=8, seed=0)
+    assert h.relative_distance[-1].max() < 1e-6
+
+
+def test_online_sgd_recovers_and_is_deterministic():
+    w_star = torch.tensor([1.0, -2.0, 0.5], dtype=f64)
+    w0 = 0.05 * torch.randn(4, 3, generator=fl.generator(2, "cpu"), dtype=f64)
+
+    def sampler(m, g):
+        return distributions.gaussian(m, 1, 3, generator=g, dtype=f64)
+
+    h1 = fl.sgd(w0, w_star, sampler, eta=0.05, steps=4000, seed=3)
+    h2 = fl.sgd(w0, w_star, sampler, eta=0.05, steps=4000, seed=3)
+    assert h1.relative_distance[-1].max() < 1e-6          # realizable: the noise vanishes at w*, linear rate
+    np.testing.assert_array_equal(h1.loss, h2.loss)
+    assert h1.step[-1] == 4000 and len(h1.step) <= 1001   # default: about 1000 records
+
+
+def test_sgd_batched_runs_draw_independent_batches(problem):
+    Z, w_star, w0 = problem
+    same_start = w0[:1].expand(4, 5).clone()
+    h = fl.sgd(same_start, w_star, Z, eta=0.5, steps=5, batch_size=2, seed=1)
+    assert len({tuple(np.round(row, 12)) for row in h.w.numpy()}) == 4
+
+
+def test_divergence_is_a_clear_error(problem):
+    Z, w_star, w0 = problem
+    with pytest.raises(FloatingPointError, match=r"non-finite at step \d+.*smaller step size"):
+        fl.gradient_descent(w0 + 1.0, w_star, Z, eta=1e30, steps=50)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(eta=0.0), "eta must be a positive finite number"),
+    (dict(eta=float("nan")), "eta must be a positive finite number"),
+    (dict(steps=-1), "steps must be a non-negative integer"),
+    (dict(record_every=0), "record_every must be a positive integer"),
+])
+def test_gd_bad_input(problem, kwargs, match):
+    Z, w_star, w0 = problem
+    args = dict(eta=1.0, steps=3)
+    args.update(kwargs)
+    with pytest.raises((ValueError, TypeError), match=match):
+        fl.gradient_descent(w0, w_star, Z, **args)
+
+
+def test_sgd_bad_input(problem):
+    Z, w_star, w0 = problem
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        fl.sgd(w0, w_star, Z, eta=1.0, steps=3, batch_size=0, seed=0)
+    with pytest.raises(ValueError, match="pass a seed"):
+        fl.sgd(w0, w_star, Z, eta=1.0, steps=3)
+    with pytest.raises(ValueError, match="w0 must have size p=5"):
+        fl.sgd(w0[:, :4], w_star, Z, eta=1.0, steps=3, seed=0)

@@ -1,0 +1,57 @@
+"""filterlib.widgets: the kernel-free slider (precomputed frames + jslink) and its live mode."""
+import ipywidgets
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from filterlib import widgets  # noqa: E402
+
+
+def line_figure(slope):
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [0, slope])
+    ax.set_ylim(-3, 3)
+    return fig
+
+
+def test_static_slider_precomputes_and_links():
+    values = [-2.0, 0.5, 1.25]
+    box = widgets.slider(line_figure, values, name="slope", fmt="{:.2f}", start=1)
+    control, stack = box.children
+    assert isinstance(control, ipywidgets.SelectionSlider) and isinstance(stack, ipywidgets.Stack)
+    assert control.index == 1 and stack.selected_index == 1 and control.description == "slope"
+    assert list(control._options_labels) == ["-2.00", "0.50", "1.25"]  # what the browser shows: values
+    pngs = [bytes(frame.value) for frame in stack.children]
+    assert all(png.startswith(b"\x89PNG") for png in pngs) and len(set(pngs)) == 3
+    links = [w for w in ipywidgets.widgets.widget._instances.values() if isinstance(w, ipywidgets.widgets.widget_link.Link)
+             and w.source == (control, "index") and w.target == (stack, "selected_index")]
+    assert len(links) == 1                                       # a jslink: it runs in the browser
+    assert plt.get_fignums() == []                               # figures were closed after rendering
+
+
+def test_live_slider_recomputes_on_change():
+    calls = []
+
+    def fig_for(v):
+        calls.append(v)
+        return line_figure(v)
+
+    box = widgets.slider(fig_for, [1, 2, 3], name="slope", live=True)
+    control, out = box.children
+    assert isinstance(out, ipywidgets.Output) and calls == [1]   # nothing precomputed beyond the first frame
+    control.index = 2
+    assert calls == [1, 3]
+
+
+@pytest.mark.parametrize("args,kwargs,err,match", [
+    ((line_figure, []), {}, ValueError, "values must be a non-empty list"),
+    ((line_figure, [1.0, 1.0000001]), {}, ValueError, "labels made by fmt from values must be distinct"),
+    (("nope", [1]), {}, TypeError, "fn must be a function"),
+    ((line_figure, [1, 2]), {"start": 2}, ValueError, "start must be an index below"),
+    ((lambda v: v, [1, 2]), {}, TypeError, "fn must return a matplotlib figure"),
+])
+def test_bad_input(args, kwargs, err, match):
+    with pytest.raises(err, match=match):
+        widgets.slider(*args, **kwargs)
