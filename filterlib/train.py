@@ -5,7 +5,7 @@ the history. Runs are batched: ``w0`` of shape (R, p) trains R filters in one te
 """
 from __future__ import annotations
 
-import math
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
@@ -16,7 +16,7 @@ from . import _validate as v
 from . import config
 from .model import _check_pair, _check_teacher, _forward, _loss_and_gradient
 
-StepSize = Union[float, Callable[[int], float]]
+StepSize = Union[float, Callable[..., float]]
 
 
 @dataclass
@@ -50,12 +50,30 @@ def _angles(w, w_star):
     return torch.arccos(cos.clamp(-1.0, 1.0))
 
 
-def _step_size(eta: StepSize, t: int) -> float:
-    value = eta(t) if callable(eta) else eta
+def _step_rule(eta: StepSize):
+    """Turn ``eta`` into a function (t, w) -> step, a float or one positive step per run (shape (R, 1))."""
+    if not callable(eta):
+        value = v.positive_float(eta, "eta")
+        return lambda t, w: value
     try:
-        return v.positive_float(value, "eta")
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"{exc} (at step {t})") from None
+        wants_w = len(inspect.signature(eta).parameters) >= 2
+    except (TypeError, ValueError):
+        wants_w = False
+
+    def rule(t, w):
+        value = eta(t, w) if wants_w else eta(t)
+        if isinstance(value, torch.Tensor) and value.dim() > 0:
+            if value.shape != (w.shape[0],):
+                raise ValueError(f"eta(t, w) must return a number or one step per run, shape ({w.shape[0]},), "
+                                 f"got shape {tuple(value.shape)} at step {t}")
+            if not bool(torch.isfinite(value).all() and (value > 0).all()):
+                raise ValueError(f"eta must be positive and finite, got {value.tolist()} at step {t}")
+            return value.to(w.dtype).unsqueeze(-1)
+        try:
+            return v.positive_float(float(value) if isinstance(value, torch.Tensor) else value, "eta")
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{exc} (at step {t})") from None
+    return rule
 
 
 class _Recorder:
@@ -117,19 +135,21 @@ def gradient_descent(w0, w_star, Z, eta: StepSize, steps: int, *, record_every: 
     """Full-batch gradient descent w_{t+1} = w_t − η_t ∇ℓ̂(w_t) on the fixed sample ``Z`` (n, k, p).
 
     ``w0`` is one filter (p,) or R filters (R, p), all trained at once on the same sample. ``eta`` is a
-    positive number or a function of the step t (a schedule, e.g. the warm-up of Theorem 3.2's remark).
+    positive number, a schedule ``eta(t)`` (e.g. the warm-up of Theorem 3.2's remark), or a rule ``eta(t, w)``
+    of the step and the current iterates (R, p) returning a number or one step per run (an oracle step η(φ_t)).
     Records loss, ‖w − w*‖ and θ(w, w*) every ``record_every`` steps (default: about 1000 records).
     Raises ``FloatingPointError`` naming the step if the loss becomes non-finite.
     """
     w, w_star, steps, record_every, single = _prepare(w0, w_star, Z, steps, record_every)
     Z = v.tensor(Z, "Z", ndim=3)
+    step = _step_rule(eta)
     f_star = _forward(w_star, Z)
     rec = _Recorder(w_star, steps, record_every, trajectory, single)
     for t in _progress(steps, progress, "GD"):
         loss, grad = _loss_and_gradient(w, Z, f_star)
         if rec.due(t):
             rec.add(t, w, loss)
-        w = w - _step_size(eta, t) * grad
+        w = w - step(t, w) * grad
     rec.add(steps, w, _loss_and_gradient(w, Z, f_star, need_gradient=False)[0])
     return rec.history(w, {"method": "gd", "steps": steps, "n": Z.shape[0]})
 
@@ -163,6 +183,7 @@ def sgd(w0, w_star, data, eta: StepSize, steps: int, *, batch_size: int = 1, see
             idx = torch.randint(n, (R, batch_size), generator=g, device=g.device).to(Z.device)
             return Z[idx]
     w, w_star, steps, record_every, single = _prepare(w0, w_star, monitor, steps, record_every)
+    step = _step_rule(eta)
     R = w.shape[0]
     f_mon = _forward(w_star, monitor)
     rec = _Recorder(w_star, steps, record_every, trajectory, single)
@@ -171,6 +192,6 @@ def sgd(w0, w_star, data, eta: StepSize, steps: int, *, batch_size: int = 1, see
             rec.add(t, w, _loss_and_gradient(w, monitor, f_mon, need_gradient=False)[0])
         Zb = draw(R)
         _, grad = _loss_and_gradient(w, Zb, _forward(w_star, Zb))
-        w = w - _step_size(eta, t) * grad
+        w = w - step(t, w) * grad
     rec.add(steps, w, _loss_and_gradient(w, monitor, f_mon, need_gradient=False)[0])
     return rec.history(w, {"method": "sgd", "steps": steps, "batch_size": batch_size})

@@ -122,3 +122,21 @@ def test_sgd_bad_input(problem):
         fl.sgd(w0, w_star, Z, eta=1.0, steps=3)
     with pytest.raises(ValueError, match="w0 must have size p=5"):
         fl.sgd(w0[:, :4], w_star, Z, eta=1.0, steps=3, seed=0)
+
+
+def test_step_rule_of_the_iterate_gives_per_run_steps(problem):
+    Z, w_star, w0 = problem
+    seen = []
+
+    def rule(t, w):
+        seen.append(w.shape)
+        return torch.linspace(0.1, 0.6, w.shape[0], dtype=w.dtype)
+
+    h = fl.gradient_descent(w0, w_star, Z, eta=rule, steps=1)
+    assert seen == [(6, 5)]
+    expected = w0 - torch.linspace(0.1, 0.6, 6, dtype=f64).unsqueeze(1) * fl.gradient(w0, w_star, Z)
+    torch.testing.assert_close(h.w, expected)
+    with pytest.raises(ValueError, match=r"one step per run, shape \(6,\)"):
+        fl.gradient_descent(w0, w_star, Z, eta=lambda t, w: torch.ones(3, dtype=f64), steps=1)
+    with pytest.raises(ValueError, match="eta must be positive and finite"):
+        fl.gradient_descent(w0, w_star, Z, eta=lambda t, w: -torch.ones(6, dtype=f64), steps=1)
