@@ -43,6 +43,13 @@ class History:
         """‖w − w*‖ / ‖w*‖ at each recorded step."""
         return self.distance / float(self.w_star.norm())
 
+    def steps_to(self, eps: float) -> np.ndarray:
+        """First recorded step at which ‖w − w*‖ ≤ eps·‖w*‖, per run (``np.inf`` where it never happens)."""
+        eps = v.positive_float(eps, "eps")
+        reached = self.relative_distance.reshape(len(self.step), -1) <= eps
+        first = np.where(reached.any(axis=0), self.step[reached.argmax(axis=0)].astype(float), np.inf)
+        return first[0] if self.relative_distance.ndim == 1 else first
+
 
 def _angles(w, w_star):
     """θ(w, w*) per row; NaN for a zero row (no angle exists there) instead of an error mid-run."""
@@ -73,6 +80,46 @@ def _step_rule(eta: StepSize):
             return v.positive_float(float(value) if isinstance(value, torch.Tensor) else value, "eta")
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{exc} (at step {t})") from None
+    return rule
+
+
+def adaptive_step(step_of_phi: Callable, w_star) -> Callable:
+    """The oracle step rule η_t = step_of_phi(φ_t), φ_t = arcsin(min(1, ‖w_t − w*‖/‖w*‖)), one step per run.
+
+    Serves the remark after Theorem 3.2 (chapter *Theorem 3.2 and the learning rate*): the allowed step grows as
+    the iterate approaches w*. ``step_of_phi`` maps an array of angles to an array of steps. It needs w*, so it
+    is a diagnostic, not a practical method.
+    """
+    if not callable(step_of_phi):
+        raise TypeError("step_of_phi must be a function of the angle φ")
+    w_star = v.tensor(w_star, "w_star", ndim=1)
+    v.nonzero_rows(w_star, "w_star")
+
+    def rule(t, w):
+        ratio = ((w - w_star.to(w)).norm(dim=-1) / w_star.norm()).clamp(max=1.0)
+        phi = torch.arcsin(ratio).cpu().numpy()
+        return torch.as_tensor(np.asarray(step_of_phi(phi), dtype=float), dtype=w.dtype, device=w.device)
+    return rule
+
+
+def two_stage_step(eta_small: float, eta_large: float, loss: Callable, w_star, *, drop: float = 10.0) -> Callable:
+    """Warm-up (He et al. 2016): ``eta_small`` until a run's loss fell by ``drop``×, then ``eta_large`` for good.
+
+    ``loss(w, w_star)`` gives the loss of each run, shape (R,). The switch is per run and never reverts.
+    """
+    eta_small, eta_large = v.positive_float(eta_small, "eta_small"), v.positive_float(eta_large, "eta_large")
+    drop = v.positive_float(drop, "drop")
+    if not callable(loss):
+        raise TypeError("loss must be a function of (w, w_star)")
+    state = {}
+
+    def rule(t, w):
+        current = loss(w, w_star)
+        if t == 0 or "start" not in state:
+            state["start"], state["switched"] = current, torch.zeros_like(current, dtype=torch.bool)
+        state["switched"] = state["switched"] | (current <= state["start"] / drop)
+        large = torch.full_like(current, eta_large, dtype=w.dtype)
+        return torch.where(state["switched"], large, torch.full_like(large, eta_small))
     return rule
 
 
@@ -152,6 +199,36 @@ def gradient_descent(w0, w_star, Z, eta: StepSize, steps: int, *, record_every: 
         w = w - step(t, w) * grad
     rec.add(steps, w, _loss_and_gradient(w, Z, f_star, need_gradient=False)[0])
     return rec.history(w, {"method": "gd", "steps": steps, "n": Z.shape[0]})
+
+
+def population_gradient_descent(w0, w_star, gradient: Callable, loss: Callable, eta: StepSize, steps: int, *,
+                                record_every: int | None = None, trajectory: bool = False,
+                                progress: bool | None = None) -> History:
+    """Gradient descent on a population loss given in closed form (Theorems 3.1, 3.2 checked exactly).
+
+    ``gradient(w, w_star)`` and ``loss(w, w_star)`` take filters of shape (R, p) and return (R, p) and (R,),
+    e.g. ``filterlib.theory.gaussian_gradient`` and ``gaussian_loss`` for Gaussian input. Everything else
+    is as in :func:`gradient_descent`.
+    """
+    if not (callable(gradient) and callable(loss)):
+        raise TypeError("gradient and loss must be functions of (w, w_star)")
+    w0 = v.tensor(w0, "w0", ndim=(1, 2))
+    single = w0.dim() == 1
+    w = (w0.unsqueeze(0) if single else w0).clone()
+    w_star = v.tensor(w_star, "w_star", ndim=1, dtype=w.dtype, device=w.device)
+    if w.shape[-1] != w_star.shape[0]:
+        raise ValueError(f"w0 must have size p={w_star.shape[0]} in its last dimension, got shape {tuple(w0.shape)}")
+    steps = v.nonneg_int(steps, "steps")
+    record_every = v.positive_int(record_every if record_every is not None else max(1, steps // 1000),
+                                  "record_every")
+    step = _step_rule(eta)
+    rec = _Recorder(w_star, steps, record_every, trajectory, single)
+    for t in _progress(steps, progress, "GD"):
+        if rec.due(t):
+            rec.add(t, w, loss(w, w_star))
+        w = w - step(t, w) * gradient(w, w_star)
+    rec.add(steps, w, loss(w, w_star))
+    return rec.history(w, {"method": "population gd", "steps": steps})
 
 
 def sgd(w0, w_star, data, eta: StepSize, steps: int, *, batch_size: int = 1, seed: int | None = None,

@@ -140,3 +140,46 @@ def test_step_rule_of_the_iterate_gives_per_run_steps(problem):
         fl.gradient_descent(w0, w_star, Z, eta=lambda t, w: torch.ones(3, dtype=f64), steps=1)
     with pytest.raises(ValueError, match="eta must be positive and finite"):
         fl.gradient_descent(w0, w_star, Z, eta=lambda t, w: -torch.ones(6, dtype=f64), steps=1)
+
+
+def test_steps_to(problem):
+    Z, w_star, w0 = problem
+    h = fl.gradient_descent(w0, w_star, Z, eta=2.0, steps=60)
+    first = h.steps_to(1e-3)
+    for r in range(6):
+        hit = np.nonzero(h.relative_distance[:, r] <= 1e-3)[0]
+        assert first[r] == h.step[hit[0]]
+    assert np.isinf(h.steps_to(1e-30)).all()
+    single = fl.gradient_descent(w0[0], w_star, Z, eta=2.0, steps=60)
+    assert single.steps_to(1e-3) == first[0]
+
+
+def test_adaptive_step_uses_the_angle_bound(problem):
+    Z, w_star, w0 = problem
+    rule = fl.train.adaptive_step(lambda phi: 1.0 + phi, w_star)
+    w = w_star + 0.5 * w_star.norm() * torch.eye(5, dtype=f64)[:2]
+    torch.testing.assert_close(rule(0, w), torch.full((2,), 1.0 + np.arcsin(0.5), dtype=f64))
+    far = w_star + 3 * w_star.norm() * torch.eye(5, dtype=f64)[:1]
+    torch.testing.assert_close(rule(0, far), torch.full((1,), 1.0 + np.pi / 2, dtype=f64))
+
+
+def test_two_stage_step_switches_per_run_once(problem):
+    Z, w_star, w0 = problem
+    loss = lambda w, ws: fl.loss(w, ws, Z)  # noqa: E731
+    rule = fl.train.two_stage_step(0.1, 0.5, loss, w_star, drop=10)
+    first = rule(0, w0)
+    assert torch.equal(first, torch.full((6,), 0.1, dtype=f64))
+    near = w0.clone()
+    near[2] = w_star + 1e-3
+    assert rule(1, near).tolist() == [0.1, 0.1, 0.5, 0.1, 0.1, 0.1]
+    assert rule(2, w0).tolist() == [0.1, 0.1, 0.5, 0.1, 0.1, 0.1]      # never reverts
+    h = fl.gradient_descent(w0, w_star, Z, eta=fl.train.two_stage_step(0.5, 2.5, loss, w_star), steps=200)
+    assert h.relative_distance[-1].max() < 1e-8
+
+
+def test_population_gd_on_a_quadratic():
+    w_star = torch.tensor([1.0, 2.0], dtype=f64)
+    loss = lambda w, ws: 0.5 * ((w - ws) ** 2).sum(-1)  # noqa: E731
+    grad = lambda w, ws: w - ws  # noqa: E731
+    h = fl.train.population_gradient_descent(torch.zeros(3, 2, dtype=f64), w_star, grad, loss, eta=0.5, steps=10)
+    np.testing.assert_allclose(h.relative_distance[:, 0], 0.5 ** np.arange(11), rtol=1e-12)
