@@ -6,6 +6,7 @@ Modules, one concern each:
 * :mod:`filterlib.config`: device (``FILTERLIB_DEVICE``), dtype, seeded generators, progress bars.
 * :mod:`filterlib.model`: f(w, Z), the loss, its closed-form gradient, angles, image patches.
 * :mod:`filterlib.distributions`: seeded samplers of patch distributions.
+* :mod:`filterlib.theory`: one-neuron theory (A-matrices, γ, L, β estimators, Gaussian closed forms, Thm 3.2 bounds).
 * :mod:`filterlib.train`: batched gradient descent and SGD returning a :class:`~filterlib.train.History`.
 * :mod:`filterlib.widgets`: kernel-free slider widgets over precomputed figures.
 """

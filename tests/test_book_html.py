@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.book
-WIDGET_PAGES = {"chapters/gd_gaussian.html"}
+WIDGET_PAGES = {"chapters/gd_gaussian.html", "chapters/smoothness.html", "chapters/rate.html"}
 
 
 class Resources(HTMLParser):
