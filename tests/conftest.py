@@ -13,6 +13,11 @@ os.environ["FILTERLIB_PROGRESS"] = "0"
 os.environ.setdefault("FILTERLIB_DEVICE", "cpu")
 
 
+def widget_chapters() -> list[str]:
+    """Chapters whose source builds a kernel-free slider (their pages must embed widget state)."""
+    return sorted(p.stem for p in (ROOT / "chapters").glob("*.md") if "widgets.slider(" in p.read_text())
+
+
 @pytest.fixture(scope="session")
 def built_book() -> Path:
     """_build/html, built (or confirmed up to date) by the same script as `make book`."""

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import widget_chapters
+
 pytestmark = pytest.mark.book
-WIDGET_PAGES = {"chapters/gd_gaussian.html", "chapters/smoothness.html", "chapters/rate.html"}
+WIDGET_PAGES = {f"chapters/{stem}.html" for stem in widget_chapters()}
 
 
 class Resources(HTMLParser):

@@ -13,6 +13,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from conftest import widget_chapters
+
 pytestmark = pytest.mark.book
 CHROMIUM = os.environ.get("FILTERLIB_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -81,6 +83,31 @@ def test_demo_slider_changes_figure_without_kernel(server, browser):
     assert off_host(log["requests"]) == [], off_host(log["requests"])
     assert log["failed"] == [], log["failed"]
     assert log["errors"] == [], log["errors"]
+    page.close()
+
+
+@pytest.mark.parametrize("name", [f"{stem}.html" for stem in widget_chapters()])
+def test_every_widget_slider_changes_its_figure(server, browser, name):
+    page, log = open_page(browser, f"{server}/chapters/{name}")
+    boxes = page.locator(".widget-vbox")
+    boxes.first.wait_for(state="visible", timeout=30_000)
+    for i in range(boxes.count()):
+        box = boxes.nth(i)
+        box.scroll_into_view_if_needed()
+        frame = box.locator(":scope > .widget-box").first
+        frame.locator("img").first.wait_for(state="visible", timeout=30_000)
+        readout = box.locator(".widget-readout").first
+        before, label = frame.screenshot(), readout.inner_text()
+        box.locator(".noUi-handle").first.focus()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(300)
+        if readout.inner_text() == label:          # the slider starts at its last value: go left instead
+            page.keyboard.press("ArrowLeft")
+            page.keyboard.press("ArrowLeft")
+            page.wait_for_timeout(300)
+        assert readout.inner_text() != label, f"slider {i} on {name} did not move"
+        assert frame.screenshot() != before, f"slider {i} on {name} did not change its figure"
+    assert off_host(log["requests"]) == [] and log["failed"] == [] and log["errors"] == [], log
     page.close()
 
 
