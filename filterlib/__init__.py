@@ -7,6 +7,8 @@ Modules, one concern each:
 * :mod:`filterlib.model`: f(w, Z), the loss, its closed-form gradient, angles, image patches.
 * :mod:`filterlib.distributions`: seeded samplers of patch distributions.
 * :mod:`filterlib.theory`: one-neuron theory (A-matrices, γ, L, β estimators, Gaussian closed forms, Thm 3.2 bounds).
+* :mod:`filterlib.data`: real MNIST (bundled 10k training images, or the full set from a cache) and Gabor filters (Fig. 3(c)/(d), Fig. 4).
+* :mod:`filterlib.init`: random starts (Theorem 4.4, Cor. 4.1): ball/sphere samplers, exact success probabilities.
 * :mod:`filterlib.train`: batched gradient descent and SGD returning a :class:`~filterlib.train.History`.
 * :mod:`filterlib.widgets`: kernel-free slider widgets over precomputed figures.
 """

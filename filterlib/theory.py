@@ -37,6 +37,13 @@ Estimator notes (read before quoting an estimate):
   when many comparisons are made at once. The error bar does not cover a missed extreme direction (first note)
   for laws that are not rotation invariant around w* in p > 2.
 
+Part II (the convolutional filter, k patches per input; chapters conv_model, closeness, sgd, init) is the last
+section of this module, separated by a banner: :func:`conv_moments`, :func:`four_region_gradient`, the estimators
+:func:`conv_gamma`, :func:`conv_L`, :func:`conv_L_minus`, :func:`conv_beta` (Assumption 4.1), :func:`cross_sum`,
+:func:`L_cross` (Assumption 4.2), Theorem 4.1's :func:`conv_condition_holds`, :func:`conv_step_cap`,
+:func:`conv_contraction_bound`, :func:`conv_iterations_bound`, and Theorem 4.3's :func:`rho`, :func:`mu`,
+:func:`gamma_avg`, :func:`closeness_bounds`. The estimator notes below apply to them too.
+
 Cost: one pass over the sample per call, two matrix products per chunk (indicators (M, c) times per-sample outer
 products (c, p²)) for M = (#φ) × n_directions candidate filters; memory is bounded by chunking.
 """
@@ -513,3 +520,443 @@ def iterations_bound(gamma, L, beta, eps):
     if bool((a["eps"] >= 1).any()):
         raise ValueError(f"eps must lie in (0, 1), got {a['eps'].max().item()!r}")
     return _finish((a["L"] + a["beta"]) ** 2 / a["gamma"] ** 2 * torch.log(1 / a["eps"]), plain)
+
+
+# ==============================================================================================================
+# ==============================================================================================================
+# Part II: the convolutional filter (k patches per input)
+#
+# Assumptions 4.1 and 4.2, Theorem 4.1 (gradient descent) and Theorem 4.3 (closeness of patches); SPEC §1.3,
+# §2.2, §6 T6–T8; chapters/conv_model.md, closeness.md, sgd.md and init.md. Everything below takes a sample Z of
+# shape (n, k, p) with any k ≥ 1 (k = 1 is the one-neuron model of Part I) and never changes the Part I code above.
+#
+# Notation (SPEC §1.3). Per patch i: S(w,w*)_i = {wᵀZ_i ≥ 0, w*ᵀZ_i ≥ 0}, S(w,−w*)_i = {wᵀZ_i ≥ 0, w*ᵀZ_i < 0},
+# S(−w,w*)_i = {wᵀZ_i < 0, w*ᵀZ_i ≥ 0}; Z_S(a,b) = (1/k) Σ_i Z_i 1{S(a,b)_i} (a p-vector per input) and
+# Z_v = (1/k) Σ_i Z_i 1{vᵀZ_i ≥ 0}, so that Z_w = Z_S(w,w*) + Z_S(w,−w*) and Z_w* = Z_S(w,w*) + Z_S(−w,w*) exactly.
+#
+# The estimators follow the Part I conventions: ``phi`` a number or a 1-D array, ``n_directions`` random
+# directions at angle φ (both directions for p = 2), ``seed``, and ``return_se`` with the batch-means plus
+# cross-fitted error bar described in the module notes (for the non-symmetric cross moments the cross-fitted
+# estimate evaluates the top singular pair uᵀTv chosen on the other batches). The same caveats apply: a finite
+# set of directions can miss the extreme one for p > 2, and a min/max over noisy candidates is biased.
+# ==============================================================================================================
+
+CONV_MOMENT_KEYS = ("pos", "neg", "T1", "T1p", "T2", "T4", "ZwZw", "ZwZs")
+"""Keys of :func:`conv_moments`, in order."""
+
+# Each moment is E[a bᵀ] for two per-input vectors: P = Z_S(w,w*), N = Z_S(w,−w*), M = Z_S(−w,w*), W = Z_w,
+# S = Z_w* (the last does not depend on w).
+_CONV_PRODUCTS = {"pos": ("P", "P"), "neg": ("N", "N"), "T1": ("P", "N"), "T1p": ("N", "P"), "T2": ("P", "M"),
+                  "T4": ("N", "M"), "ZwZw": ("W", "W"), "ZwZs": ("W", "S")}
+
+
+def _conv_phi(phi, name: str, Z: torch.Tensor, **kw) -> tuple[torch.Tensor, bool]:
+    """:func:`_check_phi` for Part II: a float tensor is checked in its own dtype (so a float32 π or π/2, which
+    exceeds the float64 value, is accepted) and then cast to Z's dtype and device and clamped to the range."""
+    dtype = phi.dtype if isinstance(phi, torch.Tensor) and phi.dtype in v.FLOAT_DTYPES else Z.dtype
+    t, scalar = _check_phi(phi, name, dtype=dtype, device=Z.device, **kw)
+    return t.to(Z.dtype).clamp(max=kw.get("high", math.pi)), scalar
+
+
+def _check_conv_sample(Z) -> torch.Tensor:
+    """Z of shape (n, k, p): n inputs of k patches of size p (k ≥ 1; an empty Z fails naming Z)."""
+    return v.tensor(Z, "Z", ndim=3)
+
+
+def _conv_sums(W: torch.Tensor, w_star: torch.Tensor, Z: torch.Tensor, keys, n_batches: int = 1):
+    """Unnormalised Σ_n a bᵀ for each requested moment of ``_CONV_PRODUCTS``, per batch and per row of W.
+
+    Returns ({key: (n_batches, M, p, p)}, counts (n_batches,)). The n inputs are split into ``n_batches``
+    contiguous batches, each processed in chunks whose intermediates (indicators (c, k, M), vectors (c, M, p))
+    hold at most about ``_CHUNK_ELEMENTS`` elements.
+    """
+    n, k, p = Z.shape
+    M = W.shape[0]
+    dtype, device = Z.dtype, Z.device
+    need = sorted({name for key in keys for name in _CONV_PRODUCTS[key]})
+    sums = {key: torch.zeros(n_batches, M, p, p, dtype=dtype, device=device) for key in keys}
+    bounds = [round(b * n / n_batches) for b in range(n_batches + 1)]
+    per_input = M * (len(need) * p + 4 * k) + 2 * k * p + 1
+    chunk = max(1, _CHUNK_ELEMENTS // per_input)
+    for b in range(n_batches):
+        for start in range(bounds[b], bounds[b + 1], chunk):
+            z = Z[start:min(start + chunk, bounds[b + 1])]                 # (c, k, p)
+            act = z @ W.T >= 0                                             # (c, k, M): 1{wᵀZ_i ≥ 0}
+            tea = (z @ w_star >= 0)[..., None]                             # (c, k, 1): 1{w*ᵀZ_i ≥ 0}
+            masks = {"P": act & tea, "N": act & ~tea, "M": ~act & tea, "W": act}
+            vec = {}
+            for name in need:
+                if name == "S":
+                    vec[name] = (tea.to(dtype) * z).sum(dim=1)[:, None, :] / k             # (c, 1, p)
+                else:
+                    vec[name] = torch.einsum("ckm,ckp->cmp", masks[name].to(dtype), z) / k  # (c, M, p)
+            for key in keys:
+                a, c_ = _CONV_PRODUCTS[key]
+                sums[key][b] += torch.einsum("cmp,cmq->mpq", vec[a], vec[c_].expand_as(vec[a]))
+    counts = torch.tensor([bounds[b + 1] - bounds[b] for b in range(n_batches)], dtype=dtype, device=device)
+    return sums, counts
+
+
+def conv_moments(w, w_star, Z) -> dict:
+    """The second moments of the convolutional model on a sample Z (n, k, p) (SPEC §1.3, Assumptions 4.1–4.2).
+
+    Returns a dict of (p, p) matrices (or (m, p, p) stacks for ``w`` of shape (m, p)), each a mean over the n
+    inputs:
+
+    * ``"pos"`` = E[Z_S(w,w*) Z_S(w,w*)ᵀ] (γ and L of Assumption 4.1), ``"neg"`` = E[Z_S(w,−w*) Z_S(w,−w*)ᵀ] (β);
+    * ``"T1"`` = E[Z_S(w,w*) Z_S(w,−w*)ᵀ], ``"T1p"`` = E[Z_S(w,−w*) Z_S(w,w*)ᵀ] = T1ᵀ,
+      ``"T2"`` = E[Z_S(w,w*) Z_S(−w,w*)ᵀ], ``"T4"`` = E[Z_S(w,−w*) Z_S(−w,w*)ᵀ] (the cross moments of
+      Assumption 4.2 and Theorem 4.1's proof);
+    * ``"ZwZw"`` = E[Z_w Z_wᵀ] and ``"ZwZs"`` = E[Z_w Z_w*ᵀ], computed directly from Z_w and Z_w* (not from the
+      others), so that ∇ℓ(w) = ZwZw·w − ZwZs·w* (see :func:`four_region_gradient`) is an independent check.
+
+    Indicators use wᵀZ_i ≥ 0 and w*ᵀZ_i ≥ 0 as in :func:`filterlib.gradient`. With k = 1, "pos" and "neg" are
+    Part I's A_{w,w*} and A_{w,−w*} and every cross moment is exactly 0; they are also exactly 0 when all k
+    patches of every input are equal.
+    """
+    Z = _check_conv_sample(Z)
+    w = _check_filters(w, Z)
+    w_star = _check_teacher(w_star, Z)
+    sums, _ = _conv_sums(w.reshape(-1, w.shape[-1]), w_star, Z, CONV_MOMENT_KEYS)
+    n = Z.shape[0]
+    return {key: (sums[key][0, 0] if w.dim() == 1 else sums[key][0]) / n for key in CONV_MOMENT_KEYS}
+
+
+def four_region_gradient(w, w_star, Z) -> torch.Tensor:
+    """The paper's decomposition of the gradient (SPEC §1.3, Theorem 4.1's proof), on a sample Z (n, k, p):
+
+    ∇ℓ(w) = pos·(w − w*) + (T1 + T1p + neg)·w − (T2 + T1p + T4)·w*,
+
+    with the moments of :func:`conv_moments`. On the same sample it equals :func:`filterlib.gradient` and
+    E[Z_wZ_wᵀ]w − E[Z_wZ_w*ᵀ]w* up to round-off. Shape (p,) for ``w`` of shape (p,), (m, p) for (m, p).
+    """
+    Z = _check_conv_sample(Z)
+    w = _check_filters(w, Z)
+    w_star = _check_teacher(w_star, Z)
+    M = conv_moments(w, w_star, Z)
+    mv = lambda A, x: (A @ x[..., None])[..., 0]                          # batched matrix-vector product
+    return (mv(M["pos"], w - w_star) + mv(M["T1"] + M["T1p"] + M["neg"], w)
+            - mv(M["T2"] + M["T1p"] + M["T4"], w_star.expand_as(w)))
+
+
+def _conv_candidates(Z, w_star, phis: torch.Tensor, n_directions: int, seed: int, n_batches: int, keys):
+    """Batch sums of the requested moments for every (φ, direction) candidate: ({key: (B, q, m, p, p)}, counts).
+
+    The candidates are those of Part I (:func:`directions_at_angle` with the same seed), so for k = 1 the
+    convolutional estimators reproduce :func:`gamma`, :func:`L`, :func:`L_minus` and :func:`beta`.
+    """
+    p = Z.shape[-1]
+    m = 2 if p == 2 else n_directions
+    g = None if p == 2 else config.generator(seed, Z.device)
+    W = directions_at_angle(w_star, phis, m, generator=g).reshape(-1, p)
+    sums, counts = _conv_sums(W, w_star, Z, keys, n_batches)
+    return {key: s.reshape(n_batches, phis.shape[0], m, p, p) for key, s in sums.items()}, counts
+
+
+def _conv_setup(Z, w_star, n_directions, seed, return_se, n_batches):
+    Z = _check_conv_sample(Z)
+    w_star = _check_teacher(w_star, Z)
+    n_directions = v.positive_int(n_directions, "n_directions")
+    seed = v.nonneg_int(seed, "seed")
+    B = _check_batches(n_batches, Z, return_se)
+    return Z, w_star, n_directions, seed, B
+
+
+def _conv_estimate(key, lowest, Z, w_star, phi, n_directions, seed, return_se, n_batches):
+    Z, w_star, n_directions, seed, B = _conv_setup(Z, w_star, n_directions, seed, return_se, n_batches)
+    phis, scalar = _conv_phi(phi, "phi", Z)
+    S, counts = _conv_candidates(Z, w_star, phis, n_directions, seed, B, [key])
+    scale = torch.ones(S[key].shape[1:3], dtype=Z.dtype, device=Z.device)
+    value, se = _extreme(S[key], counts, scale, lowest, return_se)
+    if scalar:
+        value, se = value[0], (se[0] if se is not None else None)
+    return (value, se) if return_se else value
+
+
+def conv_gamma(Z, w_star, phi, *, n_directions: int = 64, seed: int = 0, return_se: bool = False,
+               n_batches: int = 10):
+    """Monte-Carlo γ(φ) of Assumption 4.1: min over w at angle φ of λ_min(E[Z_S(w,w*) Z_S(w,w*)ᵀ]), on a sample
+    Z (n, k, p) (chapters/conv_model.md). Arguments, return values and caveats as for the Part I :func:`gamma`,
+    which this equals for k = 1 (same directions for the same seed)."""
+    return _conv_estimate("pos", True, Z, w_star, phi, n_directions, seed, return_se, n_batches)
+
+
+def conv_L(Z, w_star, phi, *, n_directions: int = 64, seed: int = 0, return_se: bool = False,
+           n_batches: int = 10):
+    """Monte-Carlo L(φ) of Assumption 4.1: max over w at angle φ of λ_max(E[Z_S(w,w*) Z_S(w,w*)ᵀ]).
+    As :func:`conv_gamma`; equals the Part I :func:`L` for k = 1."""
+    return _conv_estimate("pos", False, Z, w_star, phi, n_directions, seed, return_se, n_batches)
+
+
+def conv_L_minus(Z, w_star, phi, *, n_directions: int = 64, seed: int = 0, return_se: bool = False,
+                 n_batches: int = 10):
+    """Monte-Carlo max over w at angle φ of λ_max(E[Z_S(w,−w*) Z_S(w,−w*)ᵀ]), the left side of Assumption 4.1's
+    β-condition. As :func:`conv_gamma`; equals the Part I :func:`L_minus` for k = 1."""
+    return _conv_estimate("neg", False, Z, w_star, phi, n_directions, seed, return_se, n_batches)
+
+
+def conv_beta(Z, w_star, phis=None, *, n_directions: int = 64, seed: int = 0, return_se: bool = False,
+              n_batches: int = 10):
+    """Monte-Carlo β of Assumption 4.1: max over a grid of φ ∈ (0, π/2] of :func:`conv_L_minus`(φ)/φ.
+
+    ``phis`` defaults to :func:`default_beta_grid` (16 angles from π/32 to π/2). As the Part I :func:`beta`,
+    which this equals for k = 1; returns a 0-d tensor (and its error bar with ``return_se``).
+    """
+    Z, w_star, n_directions, seed, B = _conv_setup(Z, w_star, n_directions, seed, return_se, n_batches)
+    grid = _grid(default_beta_grid(dtype=Z.dtype, device=Z.device) if phis is None else phis, Z)
+    S, counts = _conv_candidates(Z, w_star, grid, n_directions, seed, B, ["neg"])
+    S = S["neg"]
+    q, m = S.shape[1], S.shape[2]
+    S = S.reshape(B, 1, q * m, *S.shape[-2:])
+    scale = (1 / grid).repeat_interleave(m)[None, :]
+    value, se = _extreme(S, counts, scale, False, return_se)
+    return (value[0], se[0]) if return_se else value[0]
+
+
+def default_cross_grid(q_small: int = 8, q: int = 16, *, smallest: float = 2.0 ** -9, dtype=None,
+                       device=None) -> torch.Tensor:
+    """The φ grid used by :func:`L_cross` and :func:`mu`: ``q_small`` geometrically spaced angles from
+    ``smallest`` (default 2⁻⁹ ≈ 0.002 rad) up to, not including, π/(2q), followed by :func:`default_beta_grid`(q)
+    (π/(2q), …, π/2); 24 angles by default.
+
+    Why the small angles: Assumption 4.2 must hold at every φ (Theorem 4.1's proof uses it at θ(w_t, w*) → 0), and
+    for close patches cross_sum(φ)/φ is largest as φ → 0. There it tends to a limit set by the mass near w*'s
+    decision boundary that does not vanish as the patches get closer: once φ is below the patches' spread, a
+    patch in the thin wedge S(w, −w*) has neighbours on both sides of the boundary. On the close-patches law
+    (k = 5, σ² = 10⁻⁴) the ratio is ≈ 0.0067 at π/32 but ≈ 0.05 below 0.003 rad; a grid starting at π/32 misses
+    this. Noise grows like 1/φ at small φ: use ``return_se`` and enough samples.
+    """
+    q_small, q = v.nonneg_int(q_small, "q_small"), v.positive_int(q, "q")
+    coarse = default_beta_grid(q, dtype=dtype, device=device)
+    top = math.pi / (2 * q)
+    smallest = v.positive_float(smallest, "smallest")
+    if smallest >= top:
+        raise ValueError(f"smallest must be below π/(2q) = {top:.6g}, got {smallest!r}")
+    small = torch.logspace(math.log10(smallest), math.log10(top), q_small + 1, dtype=coarse.dtype,
+                           device=coarse.device)[:-1]
+    return torch.cat([small, coarse])
+
+
+def _grid(phis, Z) -> torch.Tensor:
+    """A φ grid in (0, π/2] (default :func:`default_cross_grid`), checked, as a 1-D tensor on Z's dtype/device."""
+    if phis is None:
+        return default_cross_grid(dtype=Z.dtype, device=Z.device)
+    grid, _ = _conv_phi(phis, "phis", Z, high=math.pi / 2, open_low=True)
+    return grid
+
+
+def _cross_extreme(Ss, counts, scale, over_grid: bool, return_se: bool):
+    """Σ_j max_m σ_max(T_j) per group, times ``scale`` (c,), maximised over the groups if ``over_grid``.
+
+    ``Ss`` holds the batch sums (B, c, m, p, p) of T1, T2 and T4 for c angles and m directions each. The error
+    bar mirrors :func:`_extreme`: sqrt(se_bm² + se_cf² + (value − crossfit)²), where the cross-fitted estimate
+    picks, on the other B − 1 batches, the direction and the top singular pair (u, v) of each T_j (and the angle,
+    if ``over_grid``) and evaluates uᵀ T_j v on the held-out batch.
+    """
+    n = counts.sum()
+    B = Ss[0].shape[0]
+
+    def total(matrices):                                                   # (…, c, m, p, p) per j → (…, c)
+        return sum(torch.linalg.matrix_norm(T, ord=2).max(dim=-1).values for T in matrices) * scale
+
+    full = total([S.sum(0) / n for S in Ss])                               # (c,)
+    value = full.max() if over_grid else full
+    if not return_se:
+        return value, None
+    cnt = counts.reshape(B, 1, 1, 1, 1)
+    per_batch = total([S / cnt for S in Ss])                               # (B, c)
+    if over_grid:
+        per_batch = per_batch.max(dim=-1).values
+    se_bm = per_batch.std(dim=0, unbiased=True) / math.sqrt(B)
+    b_idx = torch.arange(B, device=Ss[0].device)[:, None]
+    c_idx = torch.arange(Ss[0].shape[1], device=Ss[0].device)[None, :]
+    train_tot, held_tot = 0, 0
+    for S in Ss:
+        U, sig, Vh = torch.linalg.svd((S.sum(0, keepdim=True) - S) / (n - cnt))
+        best = sig[..., 0].argmax(dim=-1)                                  # (B, c): direction chosen without b
+        u = U[b_idx, c_idx, best][..., :, 0]                               # (B, c, p)
+        vv = Vh[b_idx, c_idx, best][..., 0, :]
+        held = (S / cnt)[b_idx, c_idx, best]                               # (B, c, p, p)
+        held_tot = held_tot + torch.einsum("bci,bcij,bcj->bc", u, held, vv)
+        train_tot = train_tot + sig[..., 0].max(dim=-1).values
+    held_tot, train_tot = held_tot * scale, train_tot * scale
+    if over_grid:
+        held_tot = held_tot[torch.arange(B, device=held_tot.device), train_tot.argmax(dim=-1)]
+    crossfit = held_tot.mean(dim=0)
+    se_cf = held_tot.std(dim=0, unbiased=True) / math.sqrt(B)
+    return value, torch.sqrt(se_bm ** 2 + se_cf ** 2 + (value - crossfit) ** 2)
+
+
+def cross_sum(Z, w_star, phi, *, n_directions: int = 64, seed: int = 0, return_se: bool = False,
+              n_batches: int = 10):
+    """Monte-Carlo left side of Assumption 4.2 at angle φ (chapters/conv_model.md, closeness.md):
+
+    max_w σ_max(T1) + max_w σ_max(T2) + max_w σ_max(T4),  each maximum over w at angle φ to w*,
+
+    with T1 = E[Z_S(w,w*) Z_S(w,−w*)ᵀ], T2 = E[Z_S(w,w*) Z_S(−w,w*)ᵀ], T4 = E[Z_S(w,−w*) Z_S(−w,w*)ᵀ] and σ_max the
+    largest singular value (the matrices are not symmetric). ``phi`` in [0, π], a number or a 1-D array;
+    arguments and return values as for :func:`gamma`. It is exactly 0 for k = 1 and for identical patches.
+    """
+    Z, w_star, n_directions, seed, B = _conv_setup(Z, w_star, n_directions, seed, return_se, n_batches)
+    phis, scalar = _conv_phi(phi, "phi", Z)
+    S, counts = _conv_candidates(Z, w_star, phis, n_directions, seed, B, ["T1", "T2", "T4"])
+    scale = torch.ones(phis.shape[0], dtype=Z.dtype, device=Z.device)
+    value, se = _cross_extreme([S["T1"], S["T2"], S["T4"]], counts, scale, False, return_se)
+    if scalar:
+        value, se = value[0], (se[0] if se is not None else None)
+    return (value, se) if return_se else value
+
+
+def L_cross(Z, w_star, phis=None, *, n_directions: int = 64, seed: int = 0, return_se: bool = False,
+            n_batches: int = 10):
+    """Monte-Carlo L_cross of Assumption 4.2: max over a grid of φ ∈ (0, π/2] of :func:`cross_sum`(φ)/φ.
+
+    ``phis`` defaults to :func:`default_cross_grid` (8 small angles from ≈ 0.002 rad, then π/32, …, π/2), because
+    for close patches the supremum is approached as φ → 0 (see there); pass ``default_beta_grid()`` to reproduce a
+    grid that starts at π/32, which gives a much smaller value for close patches. The ratio's noise is amplified
+    by 1/φ at small φ. Returns a 0-d tensor (and its error bar with ``return_se``, which includes the selection
+    over the grid). L_cross = 0 when all patches of every input are equal (and for k = 1).
+    """
+    Z, w_star, n_directions, seed, B = _conv_setup(Z, w_star, n_directions, seed, return_se, n_batches)
+    grid = _grid(phis, Z)
+    S, counts = _conv_candidates(Z, w_star, grid, n_directions, seed, B, ["T1", "T2", "T4"])
+    value, se = _cross_extreme([S["T1"], S["T2"], S["T4"]], counts, 1 / grid, True, return_se)
+    return (value, se) if return_se else value
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Theorem 4.1: gradient descent learns the filter
+
+
+def conv_condition_holds(gamma, L_cross):
+    """Theorem 4.1's condition γ(φ₀) > 6·L_cross: a bool for numbers (or 0-d tensors), a bool tensor otherwise."""
+    a, plain = _numbers(gamma=(gamma, -math.inf, False), L_cross=(L_cross, 0.0, False))
+    holds = a["gamma"] > 6 * a["L_cross"]
+    return bool(holds) if holds.dim() == 0 else holds
+
+
+def _conv_margin(a) -> torch.Tensor:
+    """γ − 6·L_cross, which Theorem 4.1 needs positive (ValueError naming gamma and L_cross otherwise)."""
+    g_, l_ = torch.broadcast_tensors(a["gamma"], a["L_cross"])
+    margin = g_ - 6 * l_
+    bad = margin <= 0
+    if bool(bad.any()):
+        raise ValueError(f"gamma must exceed 6·L_cross (Theorem 4.1's condition γ(φ₀) > 6 L_cross fails): got "
+                         f"gamma = {g_[bad].reshape(-1)[0].item():.6g}, "
+                         f"6·L_cross = {6 * l_[bad].reshape(-1)[0].item():.6g}")
+    return margin
+
+
+def conv_step_cap(gamma, L, beta, L_cross):
+    """Theorem 4.1's step-size cap (γ − 6L_cross)/(2(L + 10L_cross + 4β)²) (take γ, L at the φ that minimises it
+    over [0, φ_t]). Numbers give a float, broadcastable tensors a tensor; L, β, L_cross ≥ 0. Raises ValueError
+    naming gamma and L_cross when γ ≤ 6·L_cross, where the theorem gives no step (see :func:`conv_condition_holds`).
+    """
+    a, plain = _numbers(gamma=(gamma, 0.0, False), L=(L, 0.0, False), beta=(beta, 0.0, False),
+                        L_cross=(L_cross, 0.0, False))
+    margin = _conv_margin(a)
+    return _finish(margin / (2 * (a["L"] + 10 * a["L_cross"] + 4 * a["beta"]) ** 2), plain)
+
+
+def conv_contraction_bound(eta, gamma, L_cross):
+    """Theorem 4.1's contraction factor 1 − η(γ − 6L_cross)/2 (η ≥ 0, L_cross ≥ 0):
+    ‖w_{t+1} − w*‖² ≤ (1 − η_t(γ(φ_t) − 6L_cross)/2)‖w_t − w*‖². Returned as is: when γ ≤ 6L_cross it is ≥ 1 and
+    the theorem promises nothing."""
+    a, plain = _numbers(eta=(eta, 0.0, False), gamma=(gamma, -math.inf, False), L_cross=(L_cross, 0.0, False))
+    return _finish(1 - a["eta"] * (a["gamma"] - 6 * a["L_cross"]) / 2, plain)
+
+
+def conv_iterations_bound(gamma, L, beta, L_cross, eps):
+    """(L + 10L_cross + 4β)²/(γ − 6L_cross)² · ln(1/ε): Theorem 4.1's O(·) iteration count without its absolute
+    constant (only ratios are meaningful). Needs γ > 6L_cross (ValueError naming gamma and L_cross), L, β,
+    L_cross ≥ 0 and 0 < ε < 1."""
+    a, plain = _numbers(gamma=(gamma, 0.0, False), L=(L, 0.0, False), beta=(beta, 0.0, False),
+                        L_cross=(L_cross, 0.0, False), eps=(eps, 0.0, True))
+    if bool((a["eps"] >= 1).any()):
+        raise ValueError(f"eps must lie in (0, 1), got {a['eps'].max().item()!r}")
+    margin = _conv_margin(a)
+    return _finish((a["L"] + 10 * a["L_cross"] + 4 * a["beta"]) ** 2 / margin ** 2 * torch.log(1 / a["eps"]), plain)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Theorem 4.3: close patches (ρ, μ, γ_avg)
+
+
+def _angle_to(X: torch.Tensor, d: torch.Tensor):
+    """Angles in [0, π] between the rows X (…, p) and unit directions d (broadcastable), by atan2 (accurate for
+    tiny angles), and the |π/2 − angle| distance to the boundary; plus the mask of non-zero rows."""
+    par = (X * d).sum(dim=-1)
+    perp = (X - par[..., None] * d).norm(dim=-1)
+    return torch.atan2(perp, par), torch.atan2(par.abs(), perp), X.norm(dim=-1) > 0
+
+
+def rho(Z) -> torch.Tensor:
+    """ρ of Theorem 4.3 on a sample Z (n, k, p): max over inputs and patches of θ(Z_i, Z_avg) in radians, with
+    Z_avg = (1/k) Σ_i Z_i (chapters/closeness.md). A 0-d tensor.
+
+    A zero patch has no direction and is skipped; an input whose Z_avg is 0 raises ValueError naming Z. ρ is a
+    maximum over the sample, so it grows with n toward the law's worst case.
+    """
+    Z = _check_conv_sample(Z)
+    avg = Z.mean(dim=1)
+    norms = avg.norm(dim=-1)
+    if bool((norms == 0).any()):
+        j = int((norms == 0).nonzero()[0])
+        raise ValueError(f"Z has an input (index {j}) whose patch average Z_avg is 0, so θ(Z_i, Z_avg) is undefined")
+    theta, _, nonzero = _angle_to(Z, (avg / norms[:, None])[:, None, :])
+    return torch.where(nonzero, theta, torch.zeros_like(theta)).max()
+
+
+def mu(Z, w_star, phis=None) -> torch.Tensor:
+    """μ of Theorem 4.3 on a sample Z (n, k, p): the boundary-mass constant (chapters/closeness.md),
+
+    μ = max over patch index i and over a grid of φ ∈ (0, π/2] of P(θ(Z_i, w*) ∈ [π/2 − φ, π/2 + φ]) / φ,
+
+    with θ ∈ [0, π] the unsigned angle and P the fraction of the n inputs. ``phis`` defaults to
+    :func:`default_cross_grid` (≈ 0.002 rad … π/2); at small φ the estimate is noisy (a count over φ). Since the
+    band at φ = π/2 is everything, a grid reaching π/2 gives μ ≥ 2/π for any law. In the plane the paper states
+    two one-sided conditions (signed angles near +π/2 and near −π/2), each ≤ μφ; the unsigned band is their
+    union, so this μ is at least the paper's and at most twice it. Zero patches count as outside every band
+    (they contribute nothing to any Z_S). A 0-d tensor.
+    """
+    Z = _check_conv_sample(Z)
+    w_star = _check_teacher(w_star, Z)
+    grid = _grid(phis, Z)
+    _, dist, nonzero = _angle_to(Z, w_star / w_star.norm())                # (n, k)
+    dist = torch.where(nonzero, dist, torch.full_like(dist, math.inf))
+    sorted_dist = dist.T.contiguous().sort(dim=-1).values                  # (k, n)
+    inside = torch.searchsorted(sorted_dist, grid.expand(Z.shape[1], -1).contiguous(), right=True)  # (k, q)
+    return (inside.to(Z.dtype) / Z.shape[0] / grid).max()
+
+
+def gamma_avg(Z, w_star, phi, *, n_directions: int = 64, seed: int = 0, return_se: bool = False,
+              n_batches: int = 10):
+    """γ_avg(φ) of Theorem 4.3: the one-neuron γ(φ) (Part I :func:`gamma`, Def. 3.1) of the averaged patch
+    Z_avg = (1/k) Σ_i Z_i, i.e. ``gamma(Z.mean(1, keepdim=True), …)`` (Z_avg is not renormalised).
+    Arguments and return values as for :func:`gamma`."""
+    Z = _check_conv_sample(Z)
+    phis, scalar = _conv_phi(phi, "phi", Z)
+    return gamma(Z.mean(dim=1, keepdim=True), w_star, phis[0] if scalar else phis, n_directions=n_directions,
+                 seed=seed, return_se=return_se, n_batches=n_batches)
+
+
+def closeness_bounds(Z, w_star, phi, *, phis=None, n_directions: int = 64, seed: int = 0) -> dict:
+    """Both sides of Theorem 4.3's two inequalities on a sample Z (n, k, p) (chapters/closeness.md):
+
+    * ``"gamma"`` = :func:`conv_gamma`(φ), ``"gamma_avg"`` = :func:`gamma_avg`(φ), ``"rho"`` = :func:`rho` and
+      ``"lower_bound"`` = gamma_avg − 4(1 − cos ρ): the theorem claims gamma ≥ lower_bound;
+    * ``"L_cross"`` = :func:`L_cross` and ``"mu"`` = :func:`mu` on the grid ``phis`` (default
+      :func:`default_cross_grid`), ``"upper_bound"`` = 3μ: the theorem claims L_cross ≤ upper_bound.
+
+    The theorem assumes unit-norm patches. Values are tensors: 0-d, or shape (q,) for gamma, gamma_avg and
+    lower_bound when ``phi`` is a 1-D array of q angles.
+    """
+    Z = _check_conv_sample(Z)
+    w_star = _check_teacher(w_star, Z)
+    kw = dict(n_directions=n_directions, seed=seed)
+    out = {"gamma": conv_gamma(Z, w_star, phi, **kw), "gamma_avg": gamma_avg(Z, w_star, phi, **kw), "rho": rho(Z)}
+    out["lower_bound"] = out["gamma_avg"] - 4 * (1 - torch.cos(out["rho"]))
+    out["L_cross"] = L_cross(Z, w_star, phis, **kw)
+    out["mu"] = mu(Z, w_star, phis)
+    out["upper_bound"] = 3 * out["mu"]
+    return out
