@@ -134,6 +134,22 @@ def angular_mixture(n: int, sigma: float, *, p: int | None = None, w_star=None,
     return Z.to(dtype).unsqueeze(1)
 
 
+def angular_mixture_density(alpha, sigma: float) -> torch.Tensor:
+    """Density (per radian) of the signed angle α of :func:`angular_mixture` at ``alpha`` (radians, any real; taken
+    modulo 2π into [−π/2, 3π/2)), in float64: ½ TN(0, σ²; [−π/2, π/2]) + ½ (π + the same), Fig. 3(a) law.
+
+    At the boundary of w*, α = ±π/2, each side of the point gets one truncated component, so the density there is
+    ½·φ_σ(π/2)/(2Φ(π/(2σ)) − 1), which sets Part II's L_cross for close patches (chapters/conv_model.md,
+    :func:`filterlib.theory.close_patches_cross_limit`). Returns a tensor of ``alpha``'s shape.
+    """
+    sigma = v.positive_float(sigma, "sigma")
+    a = v.tensor(alpha, "alpha", dtype=torch.float64)
+    a = torch.remainder(a + math.pi / 2, 2 * math.pi) - math.pi / 2           # in [−π/2, 3π/2)
+    x = torch.where(a <= math.pi / 2, a, a - math.pi)                          # offset from 0 or from π
+    mass = math.erf(math.pi / (2 * sigma * math.sqrt(2)))                      # P(|N(0, σ²)| ≤ π/2)
+    return 0.5 * torch.exp(-0.5 * (x / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi) * mass)
+
+
 def uniform_cube(n: int, k: int, p: int, *, generator: torch.Generator | None = None, seed: int | None = None,
                  dtype: torch.dtype | None = None) -> torch.Tensor:
     """n samples of k patches with i.i.d. U[−1, 1] entries (variance 1/3): a bounded, non-rotation-invariant law

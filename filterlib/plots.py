@@ -33,10 +33,13 @@ def distance_curves(ax, history: History, *, band: bool = False, label: str | No
     return ax
 
 
-def loss_landscape_2d(ax, w_star, Z, *, extent: float = 1.6, resolution: int = 81, levels: int = 20):
+def loss_landscape_2d(ax, w_star, Z, *, extent: float = 1.6, resolution: int = 81, levels: int = 20,
+                      lines=None, line_color="black"):
     """Filled contours of the empirical loss ℓ̂(w) over a square grid of 2-D filters w, with w* marked.
 
-    The grid is evaluated as one batch of filters (``filterlib.loss`` with w of shape (R, 2)).
+    The grid is evaluated as one batch of filters (``filterlib.loss`` with w of shape (R, 2)). ``lines``: loss
+    values at which to draw level lines on top (for example [ℓ̂(0)], the boundary of Theorem 3.1's region
+    ℓ(w) < ℓ(0); chapters/init.md).
     """
     w_star = v.tensor(w_star, "w_star", ndim=1)
     if w_star.shape[0] != 2:
@@ -48,6 +51,9 @@ def loss_landscape_2d(ax, w_star, Z, *, extent: float = 1.6, resolution: int = 8
     grid = torch.stack([W1.reshape(-1), W2.reshape(-1)], dim=1)
     values = _loss(grid, w_star, Z).reshape(resolution, resolution).cpu().numpy()
     ax.contourf(W1.cpu().numpy(), W2.cpu().numpy(), np.log10(values + 1e-12), levels=levels, cmap="Greys_r")
+    if lines is not None:
+        lines = np.sort(np.asarray(v.tensor(lines, "lines", ndim=(0, 1), dtype=torch.float64).cpu()).reshape(-1))
+        ax.contour(W1.cpu().numpy(), W2.cpu().numpy(), values, levels=lines, colors=line_color)
     ax.plot(*w_star.cpu().numpy(), marker="*", markersize=14, color="tab:red", linestyle="none", label="$w_*$")
     ax.set_aspect("equal")
     ax.set_xlabel("$w_1$")

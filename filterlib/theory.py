@@ -824,6 +824,26 @@ def L_cross(Z, w_star, phis=None, *, n_directions: int = 64, seed: int = 0, retu
     return (value, se) if return_se else value
 
 
+def close_patches_cross_limit(k: int, base_sigma: float = 1.0) -> float:
+    """lim_{φ→0} cross_sum(φ)/φ for the close-patches law (:func:`filterlib.distributions.close_patches`) as its
+    jitter σ² → 0 (but σ² > 0): (k − 1)/(2k) · (ρ(π/2) + ρ(−π/2)), with ρ the density of the base patch's signed
+    angle to w* (:func:`filterlib.distributions.angular_mixture_density`). A lower bound on L_cross that does not
+    shrink as the patches get closer (chapters/conv_model.md; derived there, checked against :func:`cross_sum`).
+
+    Derivation (2-D unit patches, φ ≪ σ ≪ 1): S(w, −w*) is a wedge of width φ at w*'s boundary +π/2, hit by patch
+    i with probability ρ(π/2)φ; given that, each other patch is on the agreeing side S(w, w*) with probability ½
+    and all patches point along the boundary direction e, so T1 ≈ ρ(π/2)φ · k · (1/k)·((k − 1)/(2k)) · e eᵀ.
+    T2 is the same at −π/2 and T4 needs patches π apart, so it vanishes. For identical patches (σ² = 0) every
+    cross moment is 0: L_cross jumps from 0 to this value as soon as the patches differ.
+    """
+    from .distributions import angular_mixture_density
+
+    k = v.positive_int(k, "k")
+    base_sigma = v.positive_float(base_sigma, "base_sigma")
+    density = angular_mixture_density(torch.tensor([math.pi / 2, -math.pi / 2], dtype=torch.float64), base_sigma).sum()
+    return float((k - 1) / (2 * k) * density)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Theorem 4.1: gradient descent learns the filter
 

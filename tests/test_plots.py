@@ -52,3 +52,17 @@ def test_bad_input(run2d):
     with pytest.raises(ValueError, match="w_star must be 2-dimensional"):
         plots.loss_landscape_2d(ax, torch.ones(3), Z)
     plt.close("all")
+
+
+def test_loss_landscape_draws_requested_level_lines():
+    import matplotlib.pyplot as plt
+    from filterlib import distributions, plots
+    w_star = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    Z = distributions.gaussian(500, 1, 2, seed=0, dtype=torch.float64)
+    fig, ax = plt.subplots()
+    before = len(ax.collections)
+    plots.loss_landscape_2d(ax, w_star, Z, resolution=21, lines=[float(fl.loss(torch.zeros(2, dtype=torch.float64), w_star, Z))])
+    assert len(ax.collections) > before + 1          # filled contours plus the level line
+    with pytest.raises(ValueError, match="lines"):
+        plots.loss_landscape_2d(ax, w_star, Z, resolution=21, lines=[[1.0]])
+    plt.close(fig)

@@ -416,3 +416,50 @@ def test_bad_input_names_the_parameter(small, call, exc, match):
     Z, w_star = small
     with pytest.raises(exc, match=match):
         call(Z, w_star)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The small-angle limit of cross_sum(φ)/φ for close patches (derived in chapters/conv_model.md)
+
+
+def test_angular_mixture_density_integrates_to_one_and_matches_the_sampler():
+    from filterlib import distributions
+    grid = torch.linspace(-math.pi / 2, 3 * math.pi / 2, 200_001, dtype=f64)
+    dens = distributions.angular_mixture_density(grid, 0.8)
+    assert abs(float(torch.trapezoid(dens, grid)) - 1) < 1e-6
+    Z = distributions.angular_mixture(400_000, 0.8, seed=3, dtype=f64)[:, 0]
+    alpha = torch.remainder(torch.atan2(Z[:, 1], Z[:, 0]) + math.pi / 2, 2 * math.pi) - math.pi / 2
+    edges = torch.linspace(-math.pi / 2, 3 * math.pi / 2, 21, dtype=f64)
+    counts = torch.histc(alpha, bins=20, min=-math.pi / 2, max=3 * math.pi / 2)
+    width = float(edges[1] - edges[0])
+    fine = torch.linspace(0, 1, 401, dtype=f64)
+    expected = torch.stack([torch.trapezoid(distributions.angular_mixture_density(a + width * fine, 0.8), a + width * fine)
+                            for a in edges[:-1]]) * alpha.numel()
+    assert float(((counts - expected).abs() / expected.sqrt()).max()) < 4.5    # every bin within 4.5 SE
+
+
+def test_angular_mixture_density_at_the_boundary_is_one_truncated_component():
+    from filterlib import distributions
+    s = 1.0
+    edge = math.exp(-(math.pi / 2) ** 2 / 2) / math.sqrt(2 * math.pi) / math.erf(math.pi / (2 * math.sqrt(2)))
+    got = distributions.angular_mixture_density(torch.tensor([math.pi / 2, -math.pi / 2, 5 * math.pi / 2], dtype=f64), s)
+    assert torch.allclose(got, torch.full((3,), 0.5 * edge, dtype=f64), rtol=1e-12)
+
+
+def test_cross_sum_over_phi_tends_to_the_derived_limit_for_close_patches():
+    from filterlib import distributions
+    w_star = torch.tensor([1.0, 0.0], dtype=f64)
+    Z = distributions.close_patches(400_000, 5, 1e-4, seed=1, dtype=f64)
+    phi = 0.002                                            # well below the jitter's spread 0.01
+    value, se = theory.cross_sum(Z, w_star, phi, n_directions=2, return_se=True)
+    limit = theory.close_patches_cross_limit(5, 1.0)
+    assert abs(limit - 0.4 * 2 * 0.5 * 0.13145) < 1e-4    # (k−1)/(2k)·2·½·φ_1(π/2)/(2Φ(π/2)−1)
+    assert abs(float(value) / phi - limit) < 3 * float(se) / phi
+
+
+def test_cross_limit_bad_input():
+    with pytest.raises(ValueError, match="k must be a positive"):
+        theory.close_patches_cross_limit(0)
+    with pytest.raises(ValueError, match="base_sigma"):
+        theory.close_patches_cross_limit(5, -1.0)
+    assert theory.close_patches_cross_limit(1) == 0.0
