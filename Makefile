@@ -8,16 +8,18 @@ PY := $(VENV)/bin/python
 INSTALL := $(PY) -m pip install --disable-pip-version-check --quiet -c requirements.lock
 PORT ?= 8000
 
-.PHONY: book test serve lab pair lock clean help
+.PHONY: book test bench student serve lab pair lock clean help
 
 help:
 	@echo "make book   build the book into _build/html (sets up .venv first)"
 	@echo "make test   run all tests (sets up .venv and the browser first)"
+	@echo "make bench  benchmarks: gradient kernel, chapters' time and memory -> benchmarks/RESULTS.md (book build: add BENCH_ARGS=--book)"
+	@echo "make student  student edition (solutions removed, answer stubs) into _student/: .md, .ipynb and _build/html"
 	@echo "make serve  serve _build/html on http://127.0.0.1:$(PORT)"
 	@echo "make lab    open the chapters in JupyterLab"
 	@echo "make pair   sync each chapter's .ipynb with its .md source (run after editing a chapter)"
 	@echo "make lock   re-pin requirements.lock from the current .venv (deliberate upgrades only)"
-	@echo "make clean  remove _build (the execution cache too)"
+	@echo "make clean  remove _build (the execution cache too) and _student"
 
 $(VENV)/.book: pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +43,14 @@ test: $(VENV)/.test
 	@tools/ensure_chromium.sh
 	$(PY) -m pytest
 
+bench: $(VENV)/.test
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+# the student edition: chapters without solutions, answer cells as stubs (tools/make_student.py; STUDENT_ARGS
+# passes options, e.g. STUDENT_ARGS="--chapters one_neuron" or "--repository-url https://github.com/you/course")
+student: $(VENV)/.book
+	$(PY) tools/make_student.py $(STUDENT_ARGS)
+
 serve: book
 	@echo "serving the book at http://127.0.0.1:$(PORT)/ (Ctrl-C to stop)"
 	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
@@ -58,4 +68,4 @@ lock:
 	mv requirements.lock.new requirements.lock
 
 clean:
-	rm -rf _build
+	rm -rf _build _student

@@ -41,9 +41,19 @@ def tensor(x, name: str, *, ndim=None, dtype=None, device=None, finite: bool = T
             raise ValueError(f"{name} must have {want} dimensions, got shape {tuple(t.shape)}")
     if t.numel() == 0:
         raise ValueError(f"{name} must not be empty, got shape {tuple(t.shape)}")
-    if finite and not bool(torch.isfinite(t).all()):
+    if finite and not all_finite(t):
         raise ValueError(f"{name} contains NaN or infinite values")
     return t
+
+
+def all_finite(t: torch.Tensor) -> bool:
+    """True when ``t`` holds no NaN and no ±inf, in one read of ``t`` in the common case.
+
+    A NaN or an infinity in ``t`` makes its sum NaN or ±inf, so a finite sum proves every entry finite. Only a
+    non-finite sum, which overflow can also cause, needs the elementwise check (which makes a bool temporary
+    the size of ``t``: 60 ms for the 115 MB patch tensor of 2000 MNIST-size images).
+    """
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
 
 
 def same_float(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:

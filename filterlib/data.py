@@ -344,5 +344,8 @@ def gabor(size: int, theta: float, wavelength: float, sigma: float, gamma: float
     y, x = torch.meshgrid(coords, coords, indexing="ij")      # y varies along rows, x along columns
     xr = x * math.cos(theta) + y * math.sin(theta)
     yr = -x * math.sin(theta) + y * math.cos(theta)
-    g = torch.exp(-(xr ** 2 + gamma ** 2 * yr ** 2) / (2 * sigma ** 2)) * torch.cos(2 * math.pi * xr / wavelength + psi)
+    g = torch.exp(-((xr / sigma) ** 2 + (gamma * yr / sigma) ** 2) / 2) * torch.cos(2 * math.pi * (xr / wavelength) + psi)
+    if not bool(torch.isfinite(g).all()):
+        raise ValueError(f"the Gabor filter is not finite for wavelength={wavelength!r}, sigma={sigma!r}: "
+                         "use values of at least about 1e-150 pixels")
     return g.to(device=device if device is not None else config.device(), dtype=dtype)

@@ -199,6 +199,8 @@ def success_probability_ball(p: int, alpha):
     a, how = _values(alpha, "alpha", low=0.0, high=1.0, open_low=True, open_high=False)
     shape = a.shape
     a = a.reshape(-1, 1)
+    tiny = a[:, 0] < 1e-100                    # P = ½ − O(α√p): ½ to double precision; α² would underflow below
+    a = torch.where(a < 1e-100, torch.full_like(a, 1e-100), a)
     nodes, weights = np.polynomial.legendre.leggauss(_QUAD_NODES)
     s = torch.as_tensor((nodes + 1) / 2, dtype=torch.float64)[None, :]            # in (0, 1)
     wq = torch.as_tensor(weights / 2, dtype=torch.float64)[None, :]
@@ -213,6 +215,7 @@ def success_probability_ball(p: int, alpha):
         density = p * (r / a) ** (p - 1) / a
         prob = _sphere_prob(p, 2 * t.clamp(max=1.0))                               # P(cos θ > t), t ≤ 1 here
         out = out + (wq * jac * density * prob).sum(dim=1)
+    out = torch.where(tiny, torch.full_like(out, 0.5), out)
     return _out(out.reshape(shape), how)
 
 

@@ -488,9 +488,10 @@ def _numbers(**named):
     return out, plain
 
 
-def _finish(t: torch.Tensor, plain: bool):
+def _finish(t: torch.Tensor, plain: bool, names: str = "the arguments"):
     if not bool(torch.isfinite(t).all()):
-        raise ValueError("the result is not finite; check the inputs")
+        raise ValueError(f"the result is not finite for these {names}: they are too large or too small "
+                         "(the ratio overflows or divides by 0)")
     return float(t) if plain else t
 
 
@@ -504,13 +505,13 @@ def step_cap(gamma, L, beta):
     denom = a["L"] + 4 * a["beta"]
     if bool((denom <= 0).any()):
         raise ValueError("L + 4·beta must be positive")
-    return _finish(a["gamma"] / (2 * denom ** 2), plain)
+    return _finish(a["gamma"] / (2 * denom ** 2), plain, "gamma, L, beta")
 
 
 def contraction_bound(eta, gamma):
     """Theorem 3.2's contraction factor 1 − ηγ/2: ‖w_{t+1} − w*‖² ≤ (1 − η_t γ(φ_t)/2)‖w_t − w*‖² (η ≥ 0, γ ≥ 0)."""
     a, plain = _numbers(eta=(eta, 0.0, False), gamma=(gamma, 0.0, False))
-    return _finish(1 - a["eta"] * a["gamma"] / 2, plain)
+    return _finish(1 - a["eta"] * a["gamma"] / 2, plain, "eta, gamma")
 
 
 def iterations_bound(gamma, L, beta, eps):
@@ -519,7 +520,7 @@ def iterations_bound(gamma, L, beta, eps):
     a, plain = _numbers(gamma=(gamma, 0.0, True), L=(L, 0.0, False), beta=(beta, 0.0, False), eps=(eps, 0.0, True))
     if bool((a["eps"] >= 1).any()):
         raise ValueError(f"eps must lie in (0, 1), got {a['eps'].max().item()!r}")
-    return _finish((a["L"] + a["beta"]) ** 2 / a["gamma"] ** 2 * torch.log(1 / a["eps"]), plain)
+    return _finish((a["L"] + a["beta"]) ** 2 / a["gamma"] ** 2 * torch.log(1 / a["eps"]), plain, "gamma, L, beta, eps")
 
 
 # ==============================================================================================================
@@ -875,7 +876,9 @@ def conv_step_cap(gamma, L, beta, L_cross):
     a, plain = _numbers(gamma=(gamma, 0.0, False), L=(L, 0.0, False), beta=(beta, 0.0, False),
                         L_cross=(L_cross, 0.0, False))
     margin = _conv_margin(a)
-    return _finish(margin / (2 * (a["L"] + 10 * a["L_cross"] + 4 * a["beta"]) ** 2), plain)
+    if bool(((a["L"] + 10 * a["L_cross"] + 4 * a["beta"]) <= 0).any()):
+        raise ValueError("L + 10·L_cross + 4·beta must be positive")
+    return _finish(margin / (2 * (a["L"] + 10 * a["L_cross"] + 4 * a["beta"]) ** 2), plain, "gamma, L, beta, L_cross")
 
 
 def conv_contraction_bound(eta, gamma, L_cross):
@@ -883,7 +886,7 @@ def conv_contraction_bound(eta, gamma, L_cross):
     ‖w_{t+1} − w*‖² ≤ (1 − η_t(γ(φ_t) − 6L_cross)/2)‖w_t − w*‖². Returned as is: when γ ≤ 6L_cross it is ≥ 1 and
     the theorem promises nothing."""
     a, plain = _numbers(eta=(eta, 0.0, False), gamma=(gamma, -math.inf, False), L_cross=(L_cross, 0.0, False))
-    return _finish(1 - a["eta"] * (a["gamma"] - 6 * a["L_cross"]) / 2, plain)
+    return _finish(1 - a["eta"] * (a["gamma"] - 6 * a["L_cross"]) / 2, plain, "eta, gamma, L_cross")
 
 
 def conv_iterations_bound(gamma, L, beta, L_cross, eps):
@@ -895,7 +898,8 @@ def conv_iterations_bound(gamma, L, beta, L_cross, eps):
     if bool((a["eps"] >= 1).any()):
         raise ValueError(f"eps must lie in (0, 1), got {a['eps'].max().item()!r}")
     margin = _conv_margin(a)
-    return _finish((a["L"] + 10 * a["L_cross"] + 4 * a["beta"]) ** 2 / margin ** 2 * torch.log(1 / a["eps"]), plain)
+    return _finish((a["L"] + 10 * a["L_cross"] + 4 * a["beta"]) ** 2 / margin ** 2 * torch.log(1 / a["eps"]), plain,
+                   "gamma, L, beta, L_cross, eps")
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -14,9 +14,12 @@ import torch
 
 from . import _validate as v
 from . import config
-from .model import _check_pair, _check_teacher, _forward, _loss_and_gradient
+from .model import _check_pair, _check_teacher, _forward, _labels, _loss_and_gradient, unit_angle
 
 StepSize = Union[float, Callable[..., float]]
+
+#: On a GPU, :func:`sgd` draws the minibatches of as many steps at once as fit in this many numbers.
+DRAW_BLOCK_ELEMENTS = 1 << 22
 
 
 @dataclass
@@ -53,8 +56,7 @@ class History:
 
 def _angles(w, w_star):
     """θ(w, w*) per row; NaN for a zero row (no angle exists there) instead of an error mid-run."""
-    cos = (w @ w_star) / (w.norm(dim=-1) * w_star.norm())
-    return torch.arccos(cos.clamp(-1.0, 1.0))
+    return unit_angle(w, w_star)
 
 
 def _step_rule(eta: StepSize):
@@ -124,31 +126,57 @@ def two_stage_step(eta_small: float, eta_large: float, loss: Callable, w_star, *
 
 
 class _Recorder:
+    """Keeps the recorded rows on the run's device and copies them to the CPU once, at the end.
+
+    On the CPU a non-finite loss raises at once. On a GPU, checking every record would stop the GPU at each one
+    (a host sync), so finiteness is checked every ``SYNC_EVERY`` records and at the end; the error still names
+    the first recorded step whose loss was non-finite, exactly as an immediate check would.
+    """
+
+    SYNC_EVERY = 256
+
     def __init__(self, w_star, steps, record_every, trajectory, single):
         self.w_star, self.single, self.keep_w = w_star, single, trajectory
         self.record_every = record_every
         self.rows = {"step": [], "loss": [], "distance": [], "angle": [], "w": []}
         self.steps = steps
+        self.deferred = w_star.device.type != "cpu"
+        self.unchecked = 0
 
     def due(self, t):
         return t % self.record_every == 0 or t == self.steps
 
     def add(self, t, w, loss):
-        if not bool(torch.isfinite(loss).all()):
+        loss = loss.detach()
+        self.rows["step"].append(t)
+        self.rows["loss"].append(loss)
+        self.unchecked += 1
+        if not self.deferred or self.unchecked >= self.SYNC_EVERY:
+            self.check()
+        w = w.detach()
+        self.rows["distance"].append((w - self.w_star).norm(dim=-1))
+        self.rows["angle"].append(_angles(w, self.w_star))
+        if self.keep_w:
+            self.rows["w"].append(w)
+
+    def check(self):
+        """Raise FloatingPointError at the first recorded step (among the unchecked ones) with a non-finite loss."""
+        if not self.unchecked:
+            return
+        recent = torch.stack(self.rows["loss"][-self.unchecked:])
+        self.unchecked = 0
+        finite = torch.isfinite(recent.reshape(recent.shape[0], -1)).all(dim=1)
+        if not bool(finite.all()):
+            t = self.rows["step"][len(self.rows["step"]) - recent.shape[0] + int((~finite).nonzero()[0, 0])]
             raise FloatingPointError(
                 f"the loss became non-finite at step {t}: the iterates diverged; try a smaller step size eta")
-        self.rows["step"].append(t)
-        self.rows["loss"].append(loss.detach().double().cpu())
-        self.rows["distance"].append((w - self.w_star).norm(dim=-1).detach().double().cpu())
-        self.rows["angle"].append(_angles(w, self.w_star).detach().double().cpu())
-        if self.keep_w:
-            self.rows["w"].append(w.detach().double().cpu())
 
     def history(self, w, meta):
-        cols = {key: torch.stack(self.rows[key]).numpy() for key in ("loss", "distance", "angle")}
+        self.check()
+        cols = {key: torch.stack(self.rows[key]).double().cpu().numpy() for key in ("loss", "distance", "angle")}
         if self.single:
             cols = {key: val[:, 0] for key, val in cols.items()}
-        traj = torch.stack(self.rows["w"]).numpy() if self.keep_w else None
+        traj = torch.stack(self.rows["w"]).double().cpu().numpy() if self.keep_w else None
         if traj is not None and self.single:
             traj = traj[:, 0]
         return History(step=np.asarray(self.rows["step"]), w=w[0] if self.single else w, w_star=self.w_star,
@@ -173,6 +201,7 @@ def _prepare(w0, w_star, Z_like, steps, record_every):
         record_every = max(1, steps // 1000)
     record_every = v.positive_int(record_every, "record_every")
     w, Z_like = _check_pair(w, Z_like, w_name="w0")
+    v.nonzero_rows(w, "w0")         # θ(w0, w*), recorded in the history, does not exist at w0 = 0
     w_star = _check_teacher(w_star, Z_like)
     return w, w_star, steps, record_every, single
 
@@ -190,14 +219,14 @@ def gradient_descent(w0, w_star, Z, eta: StepSize, steps: int, *, record_every: 
     w, w_star, steps, record_every, single = _prepare(w0, w_star, Z, steps, record_every)
     Z = v.tensor(Z, "Z", ndim=3)
     step = _step_rule(eta)
-    f_star = _forward(w_star, Z)
+    f_star = _labels(w_star, Z)
     rec = _Recorder(w_star, steps, record_every, trajectory, single)
     for t in _progress(steps, progress, "GD"):
         loss, grad = _loss_and_gradient(w, Z, f_star)
         if rec.due(t):
             rec.add(t, w, loss)
         w = w - step(t, w) * grad
-    rec.add(steps, w, _loss_and_gradient(w, Z, f_star, need_gradient=False)[0])
+    rec.add(steps, w, _loss_and_gradient(w, Z, f_star)[0])          # the same arithmetic as every other record
     return rec.history(w, {"method": "gd", "steps": steps, "n": Z.shape[0]})
 
 
@@ -218,6 +247,8 @@ def population_gradient_descent(w0, w_star, gradient: Callable, loss: Callable, 
     w_star = v.tensor(w_star, "w_star", ndim=1, dtype=w.dtype, device=w.device)
     if w.shape[-1] != w_star.shape[0]:
         raise ValueError(f"w0 must have size p={w_star.shape[0]} in its last dimension, got shape {tuple(w0.shape)}")
+    v.nonzero_rows(w, "w0")
+    v.nonzero_rows(w_star, "w_star")
     steps = v.nonneg_int(steps, "steps")
     record_every = v.positive_int(record_every if record_every is not None else max(1, steps // 1000),
                                   "record_every")
@@ -233,7 +264,7 @@ def population_gradient_descent(w0, w_star, gradient: Callable, loss: Callable, 
 
 def sgd(w0, w_star, data, eta: StepSize, steps: int, *, batch_size: int = 1, seed: int | None = None,
         generator: torch.Generator | None = None, monitor_size: int = 2048, record_every: int | None = None,
-        trajectory: bool = False, progress: bool | None = None) -> History:
+        trajectory: bool = False, progress: bool | None = None, draw_block: int | None = None) -> History:
     """Stochastic gradient descent on R runs at once, each run drawing its own minibatches.
 
     ``data`` is either a fixed sample Z of shape (n, k, p), from which each run draws ``batch_size`` examples
@@ -241,6 +272,12 @@ def sgd(w0, w_star, data, eta: StepSize, steps: int, *, batch_size: int = 1, see
     that gives fresh examples (online SGD, as in Fig. 3(a)/(b)). The recorded loss is measured on a fixed
     monitor sample: all of Z (at most ``monitor_size`` examples of it), or ``monitor_size`` fresh examples
     drawn once from the sampler. Randomness comes only from ``seed`` or ``generator``.
+
+    ``draw_block`` steps' minibatches are drawn at once (one call of the sampler, or one draw of indices, for
+    ``draw_block`` steps of all runs). Fewer, larger draws matter on a GPU, where a small draw costs about as
+    much as a whole step. The default is 1 on the CPU (step by step) and, on a GPU, as many steps as fit in
+    ``DRAW_BLOCK_ELEMENTS`` numbers (at most 1024 steps). The minibatches are fresh and independent either way,
+    but the random stream, so the exact numbers, depends on ``draw_block``.
     """
     g = config.resolve_generator(generator, seed)
     batch_size = v.positive_int(batch_size, "batch_size")
@@ -248,27 +285,37 @@ def sgd(w0, w_star, data, eta: StepSize, steps: int, *, batch_size: int = 1, see
     if callable(data) and not isinstance(data, torch.Tensor):
         monitor = v.tensor(data(monitor_size, g), "data(monitor_size, generator)", ndim=3)
 
-        def draw(R):
-            Zb = v.tensor(data(R * batch_size, g), "data(m, generator)", ndim=3)
-            return Zb.reshape(R, batch_size, *Zb.shape[1:])
+        def draw(m):
+            Zb = v.tensor(data(m, g), "data(m, generator)", ndim=3)
+            if Zb.shape[0] != m:
+                raise ValueError(f"data(m, generator) must return m = {m} examples, got shape {tuple(Zb.shape)}")
+            return Zb
     else:
         Z = v.tensor(data, "data", ndim=3)
         n = Z.shape[0]
         monitor = Z if n <= monitor_size else Z[torch.randperm(n, generator=g, device=g.device)[:monitor_size].to(Z.device)]
 
-        def draw(R):
-            idx = torch.randint(n, (R, batch_size), generator=g, device=g.device).to(Z.device)
-            return Z[idx]
+        def draw(m):
+            return Z[torch.randint(n, (m,), generator=g, device=g.device).to(Z.device)]
     w, w_star, steps, record_every, single = _prepare(w0, w_star, monitor, steps, record_every)
     step = _step_rule(eta)
     R = w.shape[0]
+    per_step = R * batch_size * monitor.shape[1] * monitor.shape[2]
+    if draw_block is None:
+        draw_block = 1 if w.device.type == "cpu" else max(1, min(1024, DRAW_BLOCK_ELEMENTS // per_step))
+    draw_block = v.positive_int(draw_block, "draw_block")
     f_mon = _forward(w_star, monitor)
     rec = _Recorder(w_star, steps, record_every, trajectory, single)
+    block, used = None, draw_block
     for t in _progress(steps, progress, "SGD"):
         if rec.due(t):
             rec.add(t, w, _loss_and_gradient(w, monitor, f_mon, need_gradient=False)[0])
-        Zb = draw(R)
-        _, grad = _loss_and_gradient(w, Zb, _forward(w_star, Zb))
+        if used == draw_block:                                  # the next draw_block steps (fewer at the end)
+            size = min(draw_block, steps - t)
+            block, used = draw(size * R * batch_size).reshape(size, R, batch_size, *monitor.shape[1:]), 0
+        Zb = block[used]                                        # (R, batch_size, k, p): a minibatch per run
+        used += 1
+        _, grad = _loss_and_gradient(w, Zb, _labels(w_star, Zb))
         w = w - step(t, w) * grad
     rec.add(steps, w, _loss_and_gradient(w, monitor, f_mon, need_gradient=False)[0])
     return rec.history(w, {"method": "sgd", "steps": steps, "batch_size": batch_size})

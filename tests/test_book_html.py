@@ -72,3 +72,45 @@ def test_proofs_figures_and_citations_render(built_book):
 def test_status_page_lists_chapter_times(built_book):
     text = (built_book / "chapters" / "status.html").read_text()
     assert "gd_gaussian" in text and re.search(r"\d+\.\d+", text)
+
+
+class Anchors(HTMLParser):
+    """Every <a href> and every id (or name) on a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.hrefs, self.ids = [], set()
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "a" and a.get("href"):
+            self.hrefs.append(a["href"])
+        for key in ("id", "name"):
+            if a.get(key):
+                self.ids.add(a[key])
+
+
+def test_internal_links_resolve(built_book):
+    from urllib.parse import unquote
+
+    parsed = {}
+
+    def parse(path):
+        if path not in parsed:
+            p = Anchors()
+            p.feed(path.read_text())
+            parsed[path] = p
+        return parsed[path]
+
+    broken = []
+    for page in pages(built_book):
+        for href in parse(page).hrefs:
+            if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", href) or href.startswith("//"):
+                continue                                   # an external link (a reader may follow it; nothing loads)
+            path, _, frag = href.partition("#")
+            target = (page.parent / unquote(path)).resolve() if path else page
+            if not target.exists():
+                broken.append(f"{page.relative_to(built_book)} → {href} (no such file)")
+            elif frag and target.suffix == ".html" and unquote(frag) not in parse(target).ids:
+                broken.append(f"{page.relative_to(built_book)} → {href} (no such anchor)")
+    assert not broken, "\n".join(broken)

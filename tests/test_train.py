@@ -181,5 +181,10 @@ def test_population_gd_on_a_quadratic():
     w_star = torch.tensor([1.0, 2.0], dtype=f64)
     loss = lambda w, ws: 0.5 * ((w - ws) ** 2).sum(-1)  # noqa: E731
     grad = lambda w, ws: w - ws  # noqa: E731
-    h = fl.train.population_gradient_descent(torch.zeros(3, 2, dtype=f64), w_star, grad, loss, eta=0.5, steps=10)
-    np.testing.assert_allclose(h.relative_distance[:, 0], 0.5 ** np.arange(11), rtol=1e-12)
+    w0 = torch.tensor([[0.0, 1.0], [2.0, 0.0], [-1.0, -1.0]], dtype=f64)
+    h = fl.train.population_gradient_descent(w0, w_star, grad, loss, eta=0.5, steps=10)
+    np.testing.assert_allclose(h.distance, (w0 - w_star).norm(dim=1).numpy() * 0.5 ** np.arange(11)[:, None], rtol=1e-12)
+    with pytest.raises(ValueError, match="w0 must be non-zero"):
+        fl.train.population_gradient_descent(torch.zeros(3, 2, dtype=f64), w_star, grad, loss, eta=0.5, steps=10)
+    with pytest.raises(ValueError, match="w0 must be non-zero"):
+        fl.gradient_descent(torch.zeros(2, dtype=f64), w_star, torch.ones(4, 1, 2, dtype=f64), eta=0.5, steps=10)

@@ -4,9 +4,13 @@ The jupyter-cache behind `execute_notebooks: cache` keys only on a notebook's co
 filterlib (or to the pinned environment, the book configuration or the vendored JavaScript) would therefore
 leave stale outputs, or stale static files, in the book. This script fingerprints those inputs and wipes
 _build (cache included) whenever the fingerprint differs from the one of the last successful build.
+
+`build_book.py DIR` builds another book on the same filterlib instead, into DIR/_build (`make student` builds
+the student edition, _student/, this way); its fingerprint adds DIR's own configuration, vendor/ and tools/sphinx.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import shutil
@@ -35,18 +39,25 @@ def fingerprint(root: Path = ROOT) -> str:
     return h.hexdigest()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build the book (-W: any warning or cell error fails).")
+    parser.add_argument("book", nargs="?", default=str(ROOT),
+                        help="the book's root folder (default: this repository; `make student` passes _student)")
+    book = Path(parser.parse_args(argv).book).resolve()
+    build, stamp = book / "_build", book / "_build" / "filterlib.fingerprint"
     start = time.time()
     current = fingerprint()
-    if BUILD.exists() and (not STAMP.exists() or STAMP.read_text().strip() != current):
+    if book != ROOT:          # another book on the same filterlib (the student edition): its own config too
+        current = hashlib.sha256((current + fingerprint(book)).encode()).hexdigest()
+    if build.exists() and (not stamp.exists() or stamp.read_text().strip() != current):
         print("build_book: filterlib, the environment, the config or vendor/ changed: clearing _build and its "
               "execution cache", flush=True)
-        shutil.rmtree(BUILD)
+        shutil.rmtree(build)
     env = dict(os.environ, FILTERLIB_PROGRESS="0", PYDEVD_DISABLE_FILE_VALIDATION="1")
-    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", "-W", "-n", "--keep-going", str(ROOT)]
-    rc = subprocess.call(cmd, env=env, cwd=ROOT)
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", "-W", "-n", "--keep-going", str(book)]
+    rc = subprocess.call(cmd, env=env, cwd=book)
     if rc == 0:
-        STAMP.write_text(current + "\n")
+        stamp.write_text(current + "\n")
     print(f"build_book: {'ok' if rc == 0 else 'FAILED'} in {time.time() - start:.1f} s", flush=True)
     return rc
 

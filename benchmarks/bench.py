@@ -1,0 +1,490 @@
+"""Benchmarks of filterbook (issue 7): `make bench` runs this file; it prints tables and writes benchmarks/RESULTS.md.
+
+1. ``filterlib.gradient`` for R = 16 filters on 2000 random 28×28 images (5×5 filter, stride 1, float32): time per
+   step of the fused kernel against a naive per-run conv2d + autograd loop and against the memory roofline
+   2 × (bytes of the patch tensor) ÷ (read bandwidth measured here, in the same process).
+2. ``--book``: the whole book built from a clean copy of the working tree (no _build, so no execution cache),
+   then rebuilt without changes. Takes minutes, so it is opt-in.
+3. Peak memory (max RSS of the kernel) and run time of every chapter notebook, each run by nbclient in a fresh
+   subprocess; the heaviest chapter is named. Skip with ``--no-chapters``.
+
+Timings are the minimum over repeats (the medians are printed too): on a shared machine other processes only
+ever make a run slower, so the minimum is the best estimate of the cost itself. Results are merged into
+benchmarks/results.json, so a partial run (say, without --book) keeps the other sections' last measurements, and
+benchmarks/RESULTS.md is rendered from it. benchmarks/gpu_results.md, written by benchmarks/gpu_check.py on a CUDA
+machine, is included when present.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = ROOT / "benchmarks"
+RESULTS_JSON = HERE / "results.json"
+RESULTS_MD = HERE / "RESULTS.md"
+GPU_MD = HERE / "gpu_results.md"
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("FILTERLIB_PROGRESS", "0")
+
+# Item 1's problem, as in the issue.
+N_IMAGES, SIZE, FILTER, RUNS = 2000, 28, 5, 16
+TARGET_ROOFLINE, TARGET_NAIVE = 2.0, 30.0
+TARGET_BOOK_S, TARGET_REBUILD_S = 600.0, 15.0
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def timed(fn, repeats, *, sync=lambda: None, clock=time.perf_counter):
+    """(min, median) time of fn() in milliseconds (wall time by default), after one warm-up call."""
+    fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = clock()
+        fn()
+        sync()
+        times.append(1e3 * (clock() - start))
+    return min(times), statistics.median(times)
+
+
+def machine() -> dict:
+    """The machine the numbers come from: CPU, cores, caches, memory, torch and its BLAS."""
+    import torch
+
+    info = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "logical_cpus": os.cpu_count()}
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        info["cpu"] = re.search(r"model name\s*:\s*(.*)", cpuinfo).group(1).strip()
+        flags = re.search(r"flags\s*:\s*(.*)", cpuinfo).group(1).split()
+        info["simd"] = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "other"
+    except (OSError, AttributeError):
+        info["cpu"] = platform.processor() or "unknown"
+    caches = []
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level, kind = (index / "level").read_text().strip(), (index / "type").read_text().strip()
+            if kind != "Instruction":
+                caches.append(f"L{level} {(index / 'size').read_text().strip()}")
+        except OSError:
+            pass
+    info["caches_per_core"] = ", ".join(caches)
+    try:
+        kib = int(re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        info["memory_gib"] = round(kib / 2**20, 1)
+    except (OSError, AttributeError):
+        pass
+    blas = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
+    info["blas"] = blas.group(1) if blas else "?"
+    return info
+
+
+def load() -> str:
+    try:
+        return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+# ------------------------------------------------------------------------------------------------ item 1
+def previous_gradient(W, Z, f_star):
+    """The implementation before issue 7: whole-sample einsums with (R, n, k) temporaries."""
+    import torch
+
+    pre = torch.einsum("nkp,rp->rnk", Z, W)
+    k, n = Z.shape[-2], Z.shape[-3]
+    resid = torch.relu(pre).mean(dim=-1) - f_star
+    coef = (pre >= 0).to(Z.dtype) * (resid / (k * n)).unsqueeze(-1)
+    return torch.einsum("rnk,nkp->rp", coef, Z)
+
+
+def naive_loop(images, W, y):
+    """One conv2d + autograd per run: the loss ½ mean (mean relu(conv2d(x, w_r)) − y)², backward, per filter."""
+    import torch
+    import torch.nn.functional as F
+
+    grads = []
+    x = images.unsqueeze(1)
+    for r in range(W.shape[0]):
+        w = W[r].detach().view(1, 1, FILTER, FILTER).clone().requires_grad_()
+        out = torch.relu(F.conv2d(x, w)).mean(dim=(1, 2, 3))
+        (0.5 * ((out - y) ** 2).mean()).backward()
+        grads.append(w.grad.reshape(-1))
+    return torch.stack(grads)
+
+
+def batched_conv(images, W, y):
+    """All R filters as the output channels of one conv2d, then autograd."""
+    import torch
+    import torch.nn.functional as F
+
+    w = W.detach().view(-1, 1, FILTER, FILTER).clone().requires_grad_()
+    out = torch.relu(F.conv2d(images.unsqueeze(1), w)).mean(dim=(2, 3))          # (n, R)
+    (0.5 * ((out - y[:, None]) ** 2).mean(dim=0)).sum().backward()
+    return w.grad.reshape(W.shape[0], -1)
+
+
+def bench_gradient(device: str = "cpu", quick: bool = False, n_images: int = N_IMAGES, runs: int = RUNS) -> dict:
+    """Item 1 (also used by gpu_check.py with device='cuda')."""
+    import torch
+
+    import filterlib as fl
+    from filterlib import model
+
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    reps = 3 if quick else 15
+    g = torch.Generator(device="cpu").manual_seed(2018)
+    images = torch.rand(n_images, SIZE, SIZE, generator=g).to(device)
+    W = torch.randn(runs, FILTER * FILTER, generator=g).to(device)
+    w_star = torch.randn(FILTER * FILTER, generator=g).to(device)
+    Z = fl.patches(images, FILTER)                                   # (n, k, p) = (2000, 576, 25)
+    n, k, p = Z.shape
+    y = model._labels(w_star, Z)
+    res = {"device": device, "n": n, "k": k, "p": p, "R": runs, "Z_MB": Z.numel() * 4 / 1e6, "load_before": load()}
+
+    # Read bandwidth, measured here: a full read of the patch tensor (larger than the last-level cache).
+    t_read, _ = timed(lambda: Z.sum(), 5 if quick else 20, sync=sync)
+    res["read_GBps"] = Z.numel() * Z.element_size() / t_read / 1e6
+    res["roofline_ms"] = 2 * Z.numel() * Z.element_size() / res["read_GBps"] / 1e6
+    # The arithmetic floor: the two GEMMs' flops at the speed of a large square float32 GEMM. On the CPU that
+    # speed is one thread's (CPU time, which other processes hardly change) times the number of threads.
+    a = torch.randn(2048, 2048, generator=g).to(device)
+    if device == "cpu":
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            t_mm = timed(lambda: a @ a, 3, clock=time.process_time)[0] / threads
+        finally:
+            torch.set_num_threads(threads)
+    else:
+        t_mm, _ = timed(lambda: a @ a, 3 if quick else 5, sync=sync)
+    res["gemm_GFLOPs"] = 2 * 2048**3 / t_mm / 1e6
+    res["flop_floor_ms"] = 2 * (2 * n * k * p * runs) / res["gemm_GFLOPs"] / 1e6
+
+    rows = {}
+    rows["fused"] = timed(lambda: model._loss_and_gradient(W, Z, y), reps, sync=sync)
+    rows["public"] = timed(lambda: fl.gradient(W, w_star, Z), reps, sync=sync)
+    rows["previous"] = timed(lambda: previous_gradient(W, Z, y), max(3, reps // 3), sync=sync)
+    rows["batched_conv"] = timed(lambda: batched_conv(images, W, y), max(3, reps // 3), sync=sync)
+    rows["naive"] = timed(lambda: naive_loop(images, W, y), 2 if quick else 3, sync=sync)
+    Z64, W64, ws64 = Z.double(), W.double(), w_star.double()
+    y64 = model._labels(ws64, Z64)
+    rows["fused_f64"] = timed(lambda: model._loss_and_gradient(W64, Z64, y64), max(3, reps // 3), sync=sync)
+    res["rows"] = {key: {"min_ms": v[0], "median_ms": v[1]} for key, v in rows.items()}
+    if device == "cpu":
+        # CPU time on one thread: what the work costs, nearly independent of other processes on the machine.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            one = {"fused": lambda: model._loss_and_gradient(W, Z, y), "previous": lambda: previous_gradient(W, Z, y),
+                   "batched_conv": lambda: batched_conv(images, W, y), "naive": lambda: naive_loop(images, W, y)}
+            for key, fn in one.items():
+                reps1 = (2 if quick else 3) if key == "naive" else (3 if quick else 7)
+                res["rows"][key]["cpu1_ms"] = timed(fn, reps1, clock=time.process_time)[0]
+        finally:
+            torch.set_num_threads(threads)
+
+    # Exactness: the fused gradient against autograd through conv2d, and against float64.
+    fused = model._loss_and_gradient(W, Z, y)[1]
+    auto = naive_loop(images, W, y)
+    exact = model._loss_and_gradient(W64, Z64, y64)[1]
+    res["rel_err_vs_autograd"] = float((fused - auto).norm() / auto.norm())
+    res["rel_err_vs_float64"] = float((fused.double() - exact).norm() / exact.norm())
+
+    # The chunk size (CPU only): the fused step for several CHUNK_BYTES.
+    if device == "cpu" and not quick:
+        sweep, saved = {}, model.CHUNK_BYTES
+        try:
+            for mib in (1, 2, 4, 8, 16, 64):
+                model.CHUNK_BYTES = mib * 2**20
+                sweep[mib] = timed(lambda: model._loss_and_gradient(W, Z, y), 7)[0]
+        finally:
+            model.CHUNK_BYTES = saved
+        res["chunk_sweep_ms"] = sweep
+        res["chunk_bytes"] = saved
+    res["ratio_roofline"] = res["rows"]["fused"]["min_ms"] / res["roofline_ms"]
+    res["ratio_flop_floor"] = res["rows"]["fused"]["min_ms"] / res["flop_floor_ms"]
+    res["speedup_naive"] = res["rows"]["naive"]["min_ms"] / res["rows"]["fused"]["min_ms"]
+    res["speedup_previous"] = res["rows"]["previous"]["min_ms"] / res["rows"]["fused"]["min_ms"]
+    res["load_after"] = load()
+    return res
+
+
+GRADIENT_ROWS = [
+    ("fused", "fused kernel, one GD step (`_loss_and_gradient`, labels given)"),
+    ("public", "`filterlib.gradient(W, w_star, Z)` (also computes the labels)"),
+    ("fused_f64", "fused kernel, float64"),
+    ("previous", "previous implementation (whole-sample einsums)"),
+    ("batched_conv", "batched conv2d + autograd (16 output channels)"),
+    ("naive", "naive: per-run conv2d + autograd loop"),
+]
+
+
+def gradient_table(res: dict) -> list[str]:
+    fused = res["rows"]["fused"]["min_ms"]
+    one = res["rows"]["fused"].get("cpu1_ms")
+    lines = ["| method | ms per step (min) | median | × fused |"
+             + (" CPU time, 1 thread (ms) | × fused |" if one else ""),
+             "|---|---:|---:|---:|" + ("---:|---:|" if one else "")]
+    for key, label in GRADIENT_ROWS:
+        row = res["rows"][key]
+        extra = ""
+        if one:
+            extra = (f" {row['cpu1_ms']:.1f} | {row['cpu1_ms'] / one:.2f} |" if "cpu1_ms" in row else " | |")
+        lines.append(f"| {label} | {row['min_ms']:.1f} | {row['median_ms']:.1f} | {row['min_ms'] / fused:.2f} |"
+                     + extra)
+    blank = " | |" if one else ""
+    lines.append(f"| memory roofline: 2 × {res['Z_MB']:.0f} MB ÷ {res['read_GBps']:.1f} GB/s (read bandwidth, "
+                 f"measured in-process) | {res['roofline_ms']:.1f} | | {res['roofline_ms'] / fused:.2f} |" + blank)
+    speed = "threads × one thread's speed of" if res["device"] == "cpu" else "the speed of"
+    lines.append(f"| arithmetic floor: 2 GEMMs of 2·n·k·p·R flops at {res['gemm_GFLOPs']:.0f} GFLOP/s ({speed} "
+                 f"a large square GEMM, measured in-process) | {res['flop_floor_ms']:.1f} | | "
+                 f"{res['flop_floor_ms'] / fused:.2f} |" + blank)
+    ok_roof = "met" if res["ratio_roofline"] <= TARGET_ROOFLINE else "**not met**"
+    ok_naive = "met" if res["speedup_naive"] >= TARGET_NAIVE else "**not met**"
+    lines += ["",
+              f"- fused ÷ memory roofline = **{res['ratio_roofline']:.2f}** "
+              f"(target ≤ {TARGET_ROOFLINE:g}: {ok_roof}); fused ÷ arithmetic floor = {res['ratio_flop_floor']:.2f}",
+              f"- naive ÷ fused = **{res['speedup_naive']:.0f}×** (target ≥ {TARGET_NAIVE:g}×: {ok_naive}); "
+              f"previous ÷ fused = {res['speedup_previous']:.1f}×"
+              + (f"; on one thread's CPU time naive ÷ fused = "
+                 f"{res['rows']['naive']['cpu1_ms'] / one:.0f}×" if one else ""),
+              f"- exactness: ‖fused − autograd‖/‖autograd‖ = {res['rel_err_vs_autograd']:.1e} (float32); "
+              f"fused float32 against float64: {res['rel_err_vs_float64']:.1e}",
+              f"- load average (1/5/15 min) before / after: {res['load_before']} / {res['load_after']}"]
+    if "chunk_sweep_ms" in res:
+        sweep = ", ".join(f"{mib} MiB: {ms:.1f}" for mib, ms in res["chunk_sweep_ms"].items())
+        lines.append(f"- fused step (ms) by `CHUNK_BYTES` (the default is {res['chunk_bytes'] // 2**20} MiB): {sweep}")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------------ items 2 and 3
+def notebook_chapters(root: Path = ROOT) -> list[Path]:
+    """The chapters of _toc.yml that are notebooks (jupytext header), in book order."""
+    import yaml
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    names = [toc["root"]] + [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
+    out = []
+    for name in names:
+        path = root / f"{name}.md"
+        if path.exists():
+            text = path.read_text()
+            head = text.split("---", 2)
+            if text.startswith("---") and len(head) > 2 and "jupytext:" in head[1] and "format_name: myst" in head[1]:
+                out.append(path)
+    return out
+
+
+def run_one_chapter(path: str) -> None:
+    """Run in a subprocess: execute one chapter on a fresh kernel, print JSON with time and the kernel's max RSS."""
+    import jupytext
+    import nbclient
+
+    nb = jupytext.read(path)
+    client = nbclient.NotebookClient(nb, timeout=1800, kernel_name="python3",
+                                     resources={"metadata": {"path": str(Path(path).parent)}})
+    start = time.perf_counter()
+    error = None
+    try:
+        client.execute()
+    except Exception as exc:  # noqa: BLE001 - reported, not raised: the other chapters still run
+        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"[:300]
+    seconds = time.perf_counter() - start
+    # The kernel was a child of this process and has been shut down and reaped: RUSAGE_CHILDREN holds its peak.
+    kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({"seconds": seconds, "max_rss_mib": kib / 1024, "error": error}))
+
+
+def bench_chapters(only: list[str] | None = None) -> dict:
+    env = dict(os.environ, FILTERLIB_PROGRESS="0", FILTERLIB_DEVICE=os.environ.get("FILTERLIB_DEVICE", "cpu"),
+               PYDEVD_DISABLE_FILE_VALIDATION="1")
+    out = {"load_before": load(), "chapters": {}}
+    for path in notebook_chapters():
+        if only and path.stem not in only:
+            continue
+        print(f"  chapter {path.stem} ...", flush=True)
+        proc = subprocess.run([sys.executable, __file__, "--run-chapter", str(path)], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+        try:
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            row = {"seconds": None, "max_rss_mib": None, "error": (proc.stderr or proc.stdout)[-300:]}
+        out["chapters"][path.stem] = row
+        print(f"    {row}", flush=True)
+    out["load_after"] = load()
+    ok = {name: r for name, r in out["chapters"].items() if r.get("max_rss_mib")}
+    if ok:
+        out["heaviest"] = max(ok, key=lambda name: ok[name]["max_rss_mib"])
+    return out
+
+
+def chapters_table(res: dict) -> list[str]:
+    lines = ["| chapter | run time (s) | peak memory of the kernel (MiB) | |", "|---|---:|---:|---|"]
+    for name, row in res["chapters"].items():
+        secs = f"{row['seconds']:.1f}" if row.get("seconds") is not None else "–"
+        rss = f"{row['max_rss_mib']:.0f}" if row.get("max_rss_mib") is not None else "–"
+        note = "**heaviest**" if name == res.get("heaviest") else ""
+        if row.get("error"):
+            note = f"failed: {row['error'][:120]}".replace("|", "\\|")
+        lines.append(f"| {name} | {secs} | {rss} | {note} |")
+    total = sum(r["seconds"] for r in res["chapters"].values() if r.get("seconds"))
+    lines += ["", f"- total run time of the chapters, one after the other: {total:.0f} s; "
+                  f"load average before / after: {res['load_before']} / {res['load_after']}"]
+    return lines
+
+
+def clean_copy(dest: Path) -> None:
+    """The working tree as a fresh clone of it would be (tracked and untracked-but-not-ignored files): no _build."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+
+
+def bench_book() -> dict:
+    """Item 2: `make book`'s build step (tools/build_book.py) in a clean copy, then a no-change rebuild."""
+    out = {"load_before": load()}
+    with tempfile.TemporaryDirectory(prefix="filterbook-bench-") as tmp:
+        copy = Path(tmp) / "filterbook"
+        clean_copy(copy)
+        # The copy's own filterlib (PYTHONPATH comes before the editable install of the working tree).
+        env = dict(os.environ, PYTHONPATH=str(copy), FILTERLIB_PROGRESS="0", FILTERLIB_DEVICE="cpu")
+        for key in ("clean", "rebuild"):
+            print(f"  book build ({key}) in {copy} ...", flush=True)
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, str(copy / "tools" / "build_book.py")], cwd=copy, env=env,
+                                  capture_output=True, text=True)
+            out[f"{key}_s"] = time.perf_counter() - start
+            out[f"{key}_rc"] = proc.returncode
+            if proc.returncode:
+                out[f"{key}_log_tail"] = (proc.stdout + proc.stderr)[-1500:]
+            print(f"    {out[f'{key}_s']:.1f} s, exit code {proc.returncode}", flush=True)
+        out["chapter_seconds"] = executed_seconds(copy / "_build" / ".jupyter_cache" / "global.db")
+    out["load_after"] = load()
+    return out
+
+
+def executed_seconds(db: Path) -> dict:
+    import sqlite3
+
+    if not db.exists():
+        return {}
+    with sqlite3.connect(db) as con:
+        rows = con.execute("select uri, data from nbcache").fetchall()
+    return {Path(uri).stem: round(json.loads(data).get("execution_seconds", 0), 1) for uri, data in rows}
+
+
+def book_table(res: dict) -> list[str]:
+    def verdict(seconds, target, rc):
+        if rc:
+            return f"**build failed** (exit code {rc})"
+        return "met" if seconds <= target else "**not met**"
+
+    lines = ["| build | time (s) | target | |", "|---|---:|---:|---|",
+             f"| whole book from a clean copy (empty execution cache) | {res['clean_s']:.0f} | "
+             f"≤ {TARGET_BOOK_S:.0f} | {verdict(res['clean_s'], TARGET_BOOK_S, res['clean_rc'])} |",
+             f"| rebuild without changes | {res['rebuild_s']:.1f} | ≤ {TARGET_REBUILD_S:.0f} | "
+             f"{verdict(res['rebuild_s'], TARGET_REBUILD_S, res['rebuild_rc'])} |"]
+    if res.get("chapter_seconds"):
+        lines += ["", "- execution time per chapter in that build (s): "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in res["chapter_seconds"].items())]
+    lines.append(f"- load average before / after: {res['load_before']} / {res['load_after']}")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------------ report
+def render(results: dict) -> str:
+    m = results.get("machine", {})
+    out = ["# Benchmark results", "",
+           "Written by `make bench` (`benchmarks/bench.py`); do not edit by hand. The appendix page "
+           "*Performance* (`chapters/performance.md`) includes everything below the next line.", "",
+           "<!-- results-start -->", ""]
+    out += ["### The machine", "",
+            f"{m.get('cpu', '?')} ({m.get('simd', '?')}), {m.get('logical_cpus', '?')} logical CPUs "
+            f"({m.get('threads', '?')} torch threads), caches per core: {m.get('caches_per_core', '?')}, "
+            f"{m.get('memory_gib', '?')} GiB memory; torch {m.get('torch', '?')} (CPU, BLAS: {m.get('blas', '?')}), "
+            f"Python {m.get('python', '?')}. The machine is shared: timings are the minimum over repeats, and "
+            "the load average shows how busy it was.", ""]
+    sections = [("gradient", "### 1. The closed-form gradient: 16 filters, 2000 images of 28×28, 5×5 filter, "
+                             "float32", gradient_table),
+                ("book", "### 2. Building the book", book_table),
+                ("chapters", "### 3. Chapters: run time and peak memory", chapters_table)]
+    for key, title, table in sections:
+        out += [title, ""]
+        if key in results:
+            out += [f"Measured {results[key]['when']}.", ""] + table(results[key]) + [""]
+        else:
+            flag = {"book": "`python benchmarks/bench.py --book`"}.get(key, "`make bench`")
+            out += [f"Not measured yet: run {flag}.", ""]
+    out += ["### 4. GPU", ""]
+    if GPU_MD.exists():
+        out += [line.replace("\n", "") for line in GPU_MD.read_text().splitlines()
+                if not line.startswith("# ")] + [""]
+    else:
+        out += ["Not measured yet: run `python benchmarks/gpu_check.py` on a CUDA machine and save its "
+                "`gpu_results.md` as `benchmarks/gpu_results.md`.", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--book", action="store_true", help="also time the whole book build (minutes)")
+    ap.add_argument("--no-chapters", action="store_true", help="skip item 3 (running every chapter)")
+    ap.add_argument("--no-gradient", action="store_true", help="skip item 1")
+    ap.add_argument("--chapters", nargs="*", help="only these chapters (stems) in item 3")
+    ap.add_argument("--quick", action="store_true", help="fewer repeats (a smoke test of this script)")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave results.json and RESULTS.md alone")
+    ap.add_argument("--run-chapter", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.run_chapter:
+        run_one_chapter(args.run_chapter)
+        return 0
+    start = time.perf_counter()
+    results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+    now = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    results["machine"] = machine()
+    print(f"machine: {results['machine']}", flush=True)
+    if not args.no_gradient:
+        print("1. gradient ...", flush=True)
+        results["gradient"] = dict(bench_gradient(quick=args.quick), when=now)
+        print("\n".join(gradient_table(results["gradient"])), flush=True)
+    if args.book:
+        print("2. book build ...", flush=True)
+        results["book"] = dict(bench_book(), when=now)
+        print("\n".join(book_table(results["book"])), flush=True)
+    if not args.no_chapters:
+        print("3. chapters ...", flush=True)
+        res = dict(bench_chapters(args.chapters), when=now)
+        if args.chapters and "chapters" in results:                  # a partial run updates only its rows
+            merged = dict(results["chapters"]["chapters"], **res["chapters"])
+            res["chapters"] = {name: merged[name] for name in merged}
+            ok = {k: r for k, r in merged.items() if r.get("max_rss_mib")}
+            res["heaviest"] = max(ok, key=lambda k: ok[k]["max_rss_mib"]) if ok else None
+        results["chapters"] = res
+        print("\n".join(chapters_table(results["chapters"])), flush=True)
+    if not args.no_write:
+        RESULTS_JSON.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+        RESULTS_MD.write_text(render(results))
+        print(f"wrote {RESULTS_MD.relative_to(ROOT)} and {RESULTS_JSON.relative_to(ROOT)}")
+    print(f"bench.py took {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

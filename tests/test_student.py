@@ -1,0 +1,492 @@
+"""The student edition (tools/make_student.py, `make student`): no solution survives, stubs fail as they should.
+
+The leak test finds the solution content of each instructor chapter on its own (a plain scan of the
+solution-start ... solution-end regions, not make_student's parser), then looks for it in every student file:
+the .md and .ipynb of every chapter, and the HTML of a one-chapter student book built here (and _student/_build/html
+when `make student` has built it).
+"""
+from __future__ import annotations
+
+import html
+import importlib.util
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import jupytext
+import nbclient
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("make_student", ROOT / "tools" / "make_student.py")
+ms = importlib.util.module_from_spec(spec)
+sys.modules["make_student"] = ms                      # dataclasses look the module up while it loads
+spec.loader.exec_module(ms)
+
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+PAGES = [p for p in ms.toc_pages(TOC) if (ROOT / f"{p}.md").exists()]
+NOTEBOOKS = [p for p in PAGES if ms.is_notebook((ROOT / f"{p}.md").read_text())]
+APPENDIX = {c["file"] for part in TOC["parts"] if part.get("caption") == "Appendix" for c in part["chapters"]}
+CHAPTERS = [p for p in NOTEBOOKS if p not in APPENDIX]
+# chapters whose exercises include a code answer checked by filterlib.checks (issue 6)
+SELF_CHECKED = ["gd_gaussian", "one_neuron", "smoothness", "rate", "conv_model", "closeness", "sgd", "init"]
+HTML_CHAPTER = "gd_gaussian"          # the quickest chapter to execute: the one-chapter student book uses it
+
+
+def stem(page: str) -> str:
+    return page.rsplit("/", 1)[-1]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The generated student edition (sources and notebooks only; a session-wide temporary folder)
+
+
+@pytest.fixture(scope="session")
+def student_dir(tmp_path_factory) -> Path:
+    """The whole student edition (every page that exists: a page being written may be missing from a checkout)."""
+    out = tmp_path_factory.mktemp("student")
+    complete = len(PAGES) == len(ms.toc_pages(TOC))
+    ms.generate(out, None if complete else [stem(p) for p in NOTEBOOKS])
+    return out
+
+
+def student_files(root: Path, page: str) -> list[Path]:
+    files = [root / f"{page}.md"]
+    if (root / f"{page}.ipynb").exists():
+        files.append(root / f"{page}.ipynb")
+    return files
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Finding solution content, independently of make_student
+
+
+TYPO = re.compile(r"['\"’‘“”–—\-…\.]")     # Sphinx's smart quotes and dashes change these in the HTML
+
+
+def norm(text: str) -> str:
+    return re.sub(r"\s+", " ", TYPO.sub("", text.replace("\u00a0", " "))).strip()
+
+
+def solution_content(text: str) -> tuple[set[str], set[str]]:
+    """(code, prose) secrets of an instructor chapter: answer-region lines, unmarked solution cells and solution
+    text, normalised; code lines of at least 10 characters, prose fragments of at least 25, and none that also
+    appears in the chapter outside its solutions (or in the kept lines of its marked cells)."""
+    code, prose, public = [], [], []
+    in_solution, cell = False, None
+    for line in text.splitlines():
+        if not in_solution:
+            if re.match(r"^`{3,}\{solution-start\}", line):
+                in_solution = True
+            else:
+                public.append(line)
+            continue
+        if re.match(r"^`{3,}\{solution-end\}", line):
+            in_solution = False
+        elif cell is None and line.startswith("```{code-cell}"):
+            cell = []
+        elif cell is not None and line.strip() == "```":
+            if any("# BEGIN SOLUTION" in c for c in cell):
+                inside = False
+                for c in cell:
+                    if "# BEGIN SOLUTION" in c or "# END SOLUTION" in c:
+                        inside = "BEGIN" in c
+                        public.append(c)                       # the hint is shown to the students
+                    else:
+                        (code if inside else public).append(c)
+            else:
+                code.extend(cell)
+            cell = None
+        elif cell is not None:
+            cell.append(line)
+        else:
+            prose.append(line)
+    shown = norm("\n".join(public))
+    code_secrets = {norm(c) for c in code if len(norm(c)) >= 10 and norm(c) not in shown}
+    prose_secrets = {f for line in prose for f in fragments(line) if f not in shown}
+    return code_secrets, prose_secrets
+
+
+def fragments(line: str) -> list[str]:
+    """The runs of plain prose (25 characters or more) of a Markdown line: what the HTML shows verbatim."""
+    return [norm(f) for f in re.split(r"[$`*{}\[\]\\|]", line) if len(norm(f)) >= 25]
+
+
+def secrets_of(page: str) -> set[str]:
+    code, prose = solution_content((ROOT / f"{page}.md").read_text())
+    return code | prose
+
+
+def text_of(path: Path) -> str:
+    raw = path.read_text(errors="replace")
+    if path.suffix == ".ipynb":
+        nb = json.loads(raw)
+        raw = "\n".join("".join(c["source"]) for c in nb["cells"])
+    if path.suffix == ".html":
+        raw = re.sub(r"<(script|style)\b.*?</\1>", " ", raw, flags=re.S)
+        raw = html.unescape(re.sub(r"<[^>]+>", "", raw))
+    return norm(raw)
+
+
+def leaks(secrets: set[str], path: Path) -> list[str]:
+    text = text_of(path)
+    return sorted(s for s in secrets if s in text)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Structure of the instructor chapters
+
+
+@pytest.mark.parametrize("page", CHAPTERS, ids=stem)
+def test_every_chapter_ends_with_2_to_4_exercises_each_with_a_solution(page):
+    chapter = ms.split_chapter((ROOT / f"{page}.md").read_text(), page)
+    assert 2 <= len(chapter.exercises) <= 4, f"{page}: {len(chapter.exercises)} exercises"
+    assert sorted(chapter.solutions) == sorted(chapter.exercises), f"{page}: exercises without a solution"
+    text = (ROOT / f"{page}.md").read_text()
+    assert text.rstrip().endswith("```{solution-end}\n```"), f"{page}: the exercises must end the chapter"
+
+
+def test_chapters_with_self_checked_answers():
+    have = {stem(p): ms.split_chapter((ROOT / f"{p}.md").read_text(), p).stubs for p in NOTEBOOKS}
+    missing = [c for c in SELF_CHECKED if not have.get(c)]
+    assert not missing, f"chapters without a code answer: {missing}"
+    for name, stubs in have.items():
+        for stub in stubs:
+            assert re.search(r"^checks\.check_\w+\(", stub.source, re.M), f"{name}/{stub.label}: no check call"
+
+
+def _namespace():
+    import numpy as np
+    import torch
+
+    import filterlib as fl
+    from filterlib import checks, distributions, init, theory
+    return {"np": np, "torch": torch, "fl": fl, "checks": checks, "distributions": distributions, "init": init,
+            "theory": theory}
+
+
+def marked_cells(page: str) -> list[tuple[str, str]]:
+    """(exercise label, instructor source) of every marked code cell of a chapter."""
+    out, label, cell = [], None, None
+    for line in (ROOT / f"{page}.md").read_text().splitlines():
+        m = re.match(r"^`{3,}\{solution-start\}\s*(\S+)", line)
+        if m:
+            label = m.group(1)
+        elif line.startswith("```{code-cell}") and label:
+            cell = []
+        elif cell is not None and line.strip() == "```":
+            if any("# BEGIN SOLUTION" in c for c in cell):
+                out.append((label, "\n".join(cell)))
+            cell = None
+        elif cell is not None:
+            cell.append(line)
+        elif re.match(r"^`{3,}\{solution-end\}", line):
+            label = None
+    return out
+
+
+@pytest.mark.parametrize("page", [p for p in NOTEBOOKS if marked_cells(p)], ids=stem)
+def test_instructor_answers_pass_their_checks(page):
+    for label, source in marked_cells(page):
+        buffer = io.StringIO()
+        with redirect_stdout(buffer):
+            exec(compile(source, f"{page}:{label}", "exec"), _namespace())
+        assert re.search(r"^✓ check_\w+: passed \d+ cases", buffer.getvalue(), re.M), (label, buffer.getvalue())
+
+
+@pytest.mark.parametrize("page", [p for p in NOTEBOOKS if marked_cells(p)], ids=stem)
+def test_stubs_raise_not_implemented_with_label_and_hint(page):
+    chapter = ms.split_chapter((ROOT / f"{page}.md").read_text(), page)
+    for stub in chapter.stubs:
+        with pytest.raises(NotImplementedError) as info:
+            exec(compile(stub.source, f"{page}:{stub.label} (stub)", "exec"), _namespace())
+        assert str(info.value) == f"{stub.label}: {stub.hints[0]}"
+        assert len(stub.hints[0]) >= 10
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The leak test
+
+
+def test_leak_finder_finds_the_solutions_in_the_instructor_files():
+    """Not vacuous: every chapter's secrets are found in its own instructor .md (and .ipynb, for the chapters
+    with self-checked answers: another chapter's pair may be mid-edit)."""
+    for page in CHAPTERS:
+        secrets = secrets_of(page)
+        assert secrets, f"{page}: no solution content found"
+        for path in student_files(ROOT, page)[:2 if stem(page) in SELF_CHECKED else 1]:
+            assert set(leaks(secrets, path)) == secrets, f"{path.name}: some solution content not found"
+
+
+@pytest.mark.parametrize("page", NOTEBOOKS, ids=stem)
+def test_no_solution_content_in_student_notebooks(student_dir, page):
+    secrets = secrets_of(page)
+    for path in student_files(student_dir, page):
+        assert path.exists(), f"{path} was not written"
+        found = leaks(secrets, path)
+        assert not found, f"{path.name} leaks solution content: {found[:5]}"
+        raw = path.read_text()
+        for word in ("solution-start", "solution-end", "{solution}", "BEGIN SOLUTION", "END SOLUTION"):
+            assert word not in raw, f"{path.name} contains {word!r}"
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p not in NOTEBOOKS], ids=stem)
+def test_pages_without_solutions_are_copied_unchanged(student_dir, page):
+    """The other pages (this instructor page shows the markup inside a code fence) have nothing to remove."""
+    source = (ROOT / f"{page}.md").read_text()
+    assert not ms.split_chapter(source, page).solutions, f"{page} is not a notebook chapter but has solutions"
+    assert (student_dir / f"{page}.md").read_text().strip() == source.strip()
+
+
+@pytest.mark.parametrize("page", NOTEBOOKS, ids=stem)
+def test_student_ipynb_is_the_pair_of_the_student_md(student_dir, page):
+    md, ipynb = jupytext.read(student_dir / f"{page}.md"), jupytext.read(student_dir / f"{page}.ipynb")
+    strip = lambda nb: [(c.cell_type, c.source.strip(), c.metadata.get("tags", [])) for c in nb.cells]  # noqa: E731
+    assert strip(md) == strip(ipynb)
+    tagged = [c for c in ipynb.cells if ms.STUB_TAG in c.metadata.get("tags", [])]
+    chapter = ms.split_chapter((ROOT / f"{page}.md").read_text(), page)
+    assert [c.source.strip() for c in tagged] == [s.source.strip() for s in chapter.stubs]
+
+
+def test_student_config_has_no_instructor_links(student_dir):
+    config = yaml.safe_load((student_dir / "_config.yml").read_text())
+    assert config["title"].endswith("(student edition)")
+    assert config["sphinx"]["config"]["hide_solutions"] is True
+    assert "repository" not in config and not config["launch_buttons"]["colab_url"]
+    assert ms.toc_pages(yaml.safe_load((student_dir / "_toc.yml").read_text())) == PAGES
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The student HTML: a one-chapter student book built here, and _student/_build/html if `make student` built it
+
+
+@pytest.fixture(scope="session")
+def student_html(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("student_book")
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "make_student.py"), "--out", str(out),
+                           "--chapters", HTML_CHAPTER], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, FILTERLIB_DEVICE=os.environ.get("FILTERLIB_DEVICE", "cpu")))
+    if proc.returncode != 0:
+        pytest.fail("the student book build failed:\n" + (proc.stdout + proc.stderr)[-6000:])
+    return out / "_build" / "html"
+
+
+def html_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".html", ".md", ".ipynb", ".txt", ".js")
+                  and "_static" not in p.relative_to(root).parts)
+
+
+def test_student_html_has_no_solution(student_html):
+    page = next(p for p in PAGES if stem(p) == HTML_CHAPTER)
+    secrets = secrets_of(page)
+    files = html_files(student_html)
+    assert any(p.name == f"{HTML_CHAPTER}.html" for p in files)
+    for path in files:
+        found = leaks(secrets, path)
+        assert not found, f"{path.relative_to(student_html)} leaks solution content: {found[:5]}"
+    text = (student_html / "chapters" / f"{HTML_CHAPTER}.html").read_text()
+    assert 'class="solution' not in text and "colab.research.google.com" not in text
+    assert "github.com/filterbook" not in text
+
+
+def test_student_html_shows_exercises_and_the_stub_error(student_html):
+    """Not vacuous: the exercise text and the stub's hint are found by the same normalisation."""
+    page = next(p for p in PAGES if stem(p) == HTML_CHAPTER)
+    chapter = ms.split_chapter((ROOT / f"{page}.md").read_text(), page)
+    text = text_of(student_html / "chapters" / f"{HTML_CHAPTER}.html")
+    assert chapter.stubs
+    for stub in chapter.stubs:
+        assert norm(f"NotImplementedError: {stub.label}: {stub.hints[0]}") in text
+    lines = (ROOT / f"{page}.md").read_text().splitlines()
+    start = lines.index(f":label: {chapter.stubs[0].label}")
+    statement = [f for line in lines[start + 1:lines.index("```", start)] for f in fragments(line)]
+    assert statement and all(f in text for f in statement), [f for f in statement if f not in text]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Student notebooks execute up to the first stub, and every stub fails with its own message
+
+
+@pytest.mark.parametrize("page", NOTEBOOKS, ids=stem)
+def test_student_notebook_runs_up_to_the_first_stub(student_dir, page):
+    nb = jupytext.read(student_dir / f"{page}.md")
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": str((student_dir / page).parent)}})
+    os.environ["FILTERLIB_PROGRESS"] = "0"
+    client.execute()                                         # stubs are tagged raises-exception: it goes on
+    chapter = ms.split_chapter((ROOT / f"{page}.md").read_text(), page)
+    stubs = iter(chapter.stubs)
+    seen_stub = False
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        stderr = [o for o in cell.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+        assert not stderr, (page, cell.source[:200], stderr)
+        if ms.STUB_TAG in cell.metadata.get("tags", []):
+            stub = next(stubs)
+            assert len(errors) == 1 and errors[0]["ename"] == "NotImplementedError", (page, stub.label, errors)
+            assert errors[0]["evalue"] == f"{stub.label}: {stub.hints[0]}"
+            seen_stub = True
+        else:
+            assert not errors, (page, "an error before or between the stubs", cell.source[:200], errors)
+    assert next(stubs, None) is None
+    assert seen_stub or not chapter.stubs
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The generator on small examples
+
+
+EXAMPLE = '''---
+jupytext:
+  text_representation:
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# A chapter
+
+```{code-cell} ipython3
+import torch
+```
+
+```{exercise} First
+:label: ex-a
+
+Write f.
+```
+
+```{exercise} Second
+:label: ex-b
+
+Explain.
+```
+
+Some text between.
+
+```{solution-start} ex-a
+:class: dropdown
+```
+
+```{code-cell} ipython3
+:tags: [hide-input]
+
+from filterlib import checks
+
+def f(x):
+    """doc"""
+    if x:
+        # BEGIN SOLUTION (hint: use (x + 1))
+        y = x + 1
+        return y
+        # END SOLUTION
+    # BEGIN SOLUTION (hint: the other branch)
+    return 0
+    # END SOLUTION
+
+checks.check_forward(f)
+```
+
+```{code-cell} ipython3
+secret_helper_value = 42
+```
+
+The secret explanation of the first answer.
+
+```{solution-end}
+```
+
+```{solution-start} ex-b
+:class: dropdown
+```
+
+The secret explanation of the second answer.
+
+```{solution-end}
+```
+
+````md
+```{solution-start} ex-shown
+```
+````
+'''
+
+
+def test_split_chapter_on_an_example():
+    chapter = ms.split_chapter(EXAMPLE, "example.md")
+    assert chapter.exercises == ["ex-a", "ex-b"] and chapter.solutions == ["ex-a", "ex-b"]
+    text = chapter.student
+    assert "secret" not in text and "y = x + 1" not in text and "return 0" not in text
+    assert "Some text between." in text and "```{solution-start} ex-shown" in text       # example fences are kept
+    stub = chapter.stubs[0].source
+    assert "        raise NotImplementedError('ex-a: use (x + 1)')" in stub.splitlines()
+    assert "    raise NotImplementedError('ex-a: the other branch')" in stub.splitlines()
+    assert stub.splitlines()[0] == "from filterlib import checks" and stub.rstrip().endswith("checks.check_forward(f)")
+    # the stub comes right after its exercise, before the next exercise
+    assert text.index("Write f.") < text.index("raise NotImplementedError") < text.index("Explain.")
+    nb = jupytext.reads(text, fmt="md:myst")
+    tagged = [c for c in nb.cells if c.cell_type == "code" and "raises-exception" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and "hide-input" not in tagged[0].metadata.get("tags", [])
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("# BEGIN SOLUTION (hint: use (x + 1))", "# BEGIN SOLUTION", "write a hint"),
+    ("# BEGIN SOLUTION (hint: use (x + 1))", "# END SOLUTION", "END SOLUTION without BEGIN"),
+    ("        return y\n        # END SOLUTION", "        return y", "BEGIN SOLUTION inside another"),
+    ("    return 0\n    # END SOLUTION", "    return 0\n    # END SOLUTION here", "malformed marker"),
+    ("The secret explanation of the first answer.\n\n```{solution-end}\n```", "", "solution-start inside"),
+])
+def test_split_chapter_rejects_broken_markup(old, new, message):
+    broken = EXAMPLE.replace(old, new, 1)
+    assert broken != EXAMPLE
+    with pytest.raises(ms.StudentError, match=message):
+        ms.split_chapter(broken, "example.md")
+
+
+def test_split_chapter_rejects_markers_outside_solutions_and_unknown_exercises():
+    outside = EXAMPLE.replace("import torch\n", "import torch\n# BEGIN SOLUTION (hint: h)\nx = 1\n# END SOLUTION\n", 1)
+    with pytest.raises(ms.StudentError, match="outside a solution"):
+        ms.split_chapter(outside, "example.md")
+    with pytest.raises(ms.StudentError, match="not in the chapter"):
+        ms.split_chapter(EXAMPLE.replace(":label: ex-b", ":label: ex-c"), "example.md")
+    with pytest.raises(ms.StudentError, match="without solution-end"):
+        ms.split_chapter(EXAMPLE.replace("The secret explanation of the second answer.\n\n```{solution-end}\n```", ""),
+                         "example.md")
+
+
+def test_repository_url_option_points_the_buttons_at_the_students_repository(tmp_path):
+    rc = ms.main(["--out", str(tmp_path), "--chapters", "gd_gaussian", "--no-html",
+                  "--repository-url", "https://github.com/someone/course"])
+    assert rc == 0
+    config = yaml.safe_load((tmp_path / "_config.yml").read_text())
+    assert config["repository"]["url"] == "https://github.com/someone/course"
+    assert config["launch_buttons"]["colab_url"]
+    toc = ms.toc_pages(yaml.safe_load((tmp_path / "_toc.yml").read_text()))
+    assert "chapters/gd_gaussian" in toc and "chapters/rate" not in toc
+    assert (tmp_path / "chapters" / "gd_gaussian.ipynb").exists() and not (tmp_path / "chapters" / "rate.md").exists()
+
+
+def test_the_instructor_page_example_is_a_working_exercise():
+    """The marked-cell example of chapters/instructors.md passes its check, and its stub raises with the hint."""
+    page = (ROOT / "chapters" / "instructors.md").read_text()
+    example = re.search(r"````md\n(.*?)\n````", page, re.S).group(1)
+    header = EXAMPLE.split("# A chapter")[0]
+    chapter = ms.split_chapter(header + example + "\n", "instructors-example")
+    assert chapter.exercises == ["ex-my-loss"] and len(chapter.stubs) == 1
+    source = example.split("```{code-cell} ipython3\n")[1].split("\n```")[0]
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        exec(compile(source, "instructors-example", "exec"), _namespace())
+    assert buffer.getvalue().startswith("✓ check_loss: passed")
+    with pytest.raises(NotImplementedError, match="^ex-my-loss: fl.forward gives"):
+        exec(compile(chapter.stubs[0].source, "instructors-example (stub)", "exec"), _namespace())
