@@ -33,3 +33,13 @@ def test_fingerprint_ignores_bytecode(tmp_path):
     (tmp_path / "filterlib" / "__pycache__").mkdir()
     (tmp_path / "filterlib" / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"\0")
     assert build_book.fingerprint(tmp_path) == base
+
+
+def test_generated_folders_are_excluded_from_the_book():
+    """`make student` writes a whole book (with executed notebooks) into _student/: the main build must not read it,
+    or every label is defined twice and the -W build fails."""
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).resolve().parent.parent / "_config.yml").read_text())
+    assert {"_build", "_student", ".venv", "benchmarks"} <= set(config["exclude_patterns"])
+    assert config["only_build_toc_files"] is True
