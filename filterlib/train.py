@@ -54,11 +54,6 @@ class History:
         return first[0] if self.relative_distance.ndim == 1 else first
 
 
-def _angles(w, w_star):
-    """θ(w, w*) per row; NaN for a zero row (no angle exists there) instead of an error mid-run."""
-    return unit_angle(w, w_star)
-
-
 def _step_rule(eta: StepSize):
     """Turn ``eta`` into a function (t, w) -> step, a float or one positive step per run (shape (R, 1))."""
     if not callable(eta):
@@ -155,7 +150,7 @@ class _Recorder:
             self.check()
         w = w.detach()
         self.rows["distance"].append((w - self.w_star).norm(dim=-1))
-        self.rows["angle"].append(_angles(w, self.w_star))
+        self.rows["angle"].append(unit_angle(w, self.w_star))   # NaN only at an exact 0
         if self.keep_w:
             self.rows["w"].append(w)
 

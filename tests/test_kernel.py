@@ -157,15 +157,21 @@ def angular(m, gen):
     return distributions.angular_mixture(m, 1.0, generator=gen, dtype=f64)
 
 
-def test_sgd_draw_block_one_is_the_step_by_step_stream():
-    w_star = torch.tensor([1.0, 0.0], dtype=f64, device=DEV)
-    w0 = torch.tensor([0.5, 0.8], dtype=f64, device=DEV).expand(4, 2).clone()
+def recording(draw):
+    """A sampler that records the size of every draw it makes: (list of sizes, sampler)."""
     calls = []
 
     def sampler(m, gen):
         calls.append(m)
-        return angular(m, gen)
+        return draw(m, gen)
 
+    return calls, sampler
+
+
+def test_sgd_draw_block_one_is_the_step_by_step_stream():
+    w_star = torch.tensor([1.0, 0.0], dtype=f64, device=DEV)
+    w0 = torch.tensor([0.5, 0.8], dtype=f64, device=DEV).expand(4, 2).clone()
+    calls, sampler = recording(angular)
     h1 = fl.sgd(w0, w_star, sampler, eta=0.004, steps=30, seed=1, draw_block=1, monitor_size=64)
     assert calls == [64] + [4] * 30
     g = fl.generator(1, DEV)
@@ -180,12 +186,7 @@ def test_sgd_draw_block_one_is_the_step_by_step_stream():
 def test_sgd_draw_block_draws_in_blocks_and_still_learns():
     w_star = torch.tensor([1.0, 0.0], dtype=f64, device=DEV)
     w0 = torch.tensor([0.5, 0.8], dtype=f64, device=DEV).expand(6, 2).clone()
-    calls = []
-
-    def sampler(m, gen):
-        calls.append(m)
-        return angular(m, gen)
-
+    calls, sampler = recording(angular)
     h = fl.sgd(w0, w_star, sampler, eta=0.05, steps=2500, seed=2, draw_block=1000, monitor_size=64)
     assert calls == [64, 6000, 6000, 3000]                            # the last block only holds what is left
     assert h.relative_distance[-1].max() < 1e-3
