@@ -14,7 +14,8 @@ Modules, one concern each:
   given distance, patch and curvature spectra, relative-loss and interpolation curves.
 * :mod:`filterlib.widgets`: kernel-free slider widgets over precomputed figures.
 """
-from .config import default_dtype, device, generator
+from .config import default_dtype, device
+from .rng import generator
 from .diagnose import diagnose
 from .model import angle, forward, gradient, loss, patches
 from .train import History, gradient_descent, sgd

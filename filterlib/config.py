@@ -4,8 +4,7 @@
 * ``FILTERLIB_DTYPE``: ``float32`` (default) or ``float64``.
 * ``FILTERLIB_PROGRESS``: ``0`` turns progress bars off (the book build and the tests set it).
 
-Randomness always flows through explicit ``torch.Generator`` objects made by :func:`generator`, never through
-torch's global seed, so a chapter's numbers depend only on the seeds written in it.
+This module is a leaf (it imports nothing from filterlib). Seeded generators are made by :mod:`filterlib.rng`.
 """
 from __future__ import annotations
 
@@ -35,29 +34,6 @@ def default_dtype() -> torch.dtype:
     if name not in _DTYPES:
         raise ValueError(f"FILTERLIB_DTYPE must be float32 or float64, got {name!r}")
     return _DTYPES[name]
-
-
-def generator(seed: int, device_=None) -> torch.Generator:
-    """A seeded ``torch.Generator`` on ``device_`` (default: :func:`device`)."""
-    from ._validate import nonneg_int
-
-    seed = nonneg_int(seed, "seed")
-    g = torch.Generator(device=device_ if device_ is not None else device())
-    g.manual_seed(seed)
-    return g
-
-
-def resolve_generator(generator=None, seed=None) -> torch.Generator:
-    """The generator to draw from: ``generator`` itself, or a new one seeded with ``seed`` (exactly one given)."""
-    if generator is not None and seed is not None:
-        raise ValueError("pass either generator or seed, not both")
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        return generator
-    if seed is None:
-        raise ValueError("pass a seed (an int) or a generator: filterlib never draws from torch's global RNG")
-    return globals()["generator"](seed)
 
 
 def progress_enabled() -> bool:

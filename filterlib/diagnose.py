@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from . import _validate as v
-from . import config
+from . import config, rng
 from . import theory
 from .data import PAPER_GABOR, gabor
 from .model import patches
@@ -327,7 +327,7 @@ def resolve_teacher(w_star, filter_size: int, *, seed: int = 0) -> tuple[torch.T
     s = v.positive_int(filter_size, "filter_size")
     p = s * s
     if w_star is None or (isinstance(w_star, str) and w_star == "random"):
-        g = config.generator(seed, "cpu")
+        g = rng.generator(seed, "cpu")
         return torch.randn(p, generator=g, dtype=_DTYPE), f"random N(0, I) (seed {seed})"
     if isinstance(w_star, str):
         if w_star == "gabor":
@@ -672,7 +672,7 @@ def diagnose(images, filter_size: int, stride: int = 1, w_star=None, *, n_images
             bar.set_postfix_str(next(stages))
 
     try:
-        g = config.generator(seed, "cpu")
+        g = rng.generator(seed, "cpu")
         if n_images is not None and n_images < N:
             idx = torch.randperm(N, generator=g)[:n_images].sort().values
             x = x[idx]

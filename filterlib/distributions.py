@@ -17,7 +17,7 @@ import math
 import torch
 
 from . import _validate as v
-from . import config
+from . import config, rng
 
 
 def gaussian(n: int, k: int, p: int, *, generator: torch.Generator | None = None, seed: int | None = None,
@@ -27,7 +27,7 @@ def gaussian(n: int, k: int, p: int, *, generator: torch.Generator | None = None
     Pass either a ``generator`` (its device is used) or a ``seed`` (device from ``FILTERLIB_DEVICE``).
     """
     n, k, p = v.positive_int(n, "n"), v.positive_int(k, "k"), v.positive_int(p, "p")
-    g = config.resolve_generator(generator, seed)
+    g = rng.resolve_generator(generator, seed)
     return torch.randn(n, k, p, generator=g, device=g.device, dtype=dtype or config.default_dtype())
 
 
@@ -113,7 +113,7 @@ def angular_mixture(n: int, sigma: float, *, p: int | None = None, w_star=None,
     n = v.positive_int(n, "n")
     sigma = v.positive_float(sigma, "sigma")
     dtype = _dtype(dtype)
-    g = config.resolve_generator(generator, seed)
+    g = rng.resolve_generator(generator, seed)
     what, p = _unit_teacher(w_star, p, g.device)
     if p < 2:
         raise ValueError(f"p must be at least 2 (an angle needs a plane), got {p}")
@@ -156,7 +156,7 @@ def uniform_cube(n: int, k: int, p: int, *, generator: torch.Generator | None = 
     that satisfies Theorem 3.1's non-degeneracy assumption."""
     n, k, p = v.positive_int(n, "n"), v.positive_int(k, "k"), v.positive_int(p, "p")
     dtype = _dtype(dtype)
-    g = config.resolve_generator(generator, seed)
+    g = rng.resolve_generator(generator, seed)
     return 2 * torch.rand(n, k, p, generator=g, device=g.device, dtype=dtype) - 1
 
 
@@ -166,7 +166,7 @@ def laplace(n: int, k: int, p: int, *, generator: torch.Generator | None = None,
     non-rotation-invariant law for Theorem 3.1. Drawn as the difference of two Exp(1) variables."""
     n, k, p = v.positive_int(n, "n"), v.positive_int(k, "k"), v.positive_int(p, "p")
     dtype = _dtype(dtype)
-    g = config.resolve_generator(generator, seed)
+    g = rng.resolve_generator(generator, seed)
     e = torch.empty(2, n, k, p, device=g.device, dtype=torch.float64).exponential_(1.0, generator=g)
     return (e[0] - e[1]).to(dtype)
 
@@ -181,7 +181,7 @@ def degenerate_lines(n: int, directions, *, generator: torch.Generator | None = 
     """
     n = v.positive_int(n, "n")
     dtype = _dtype(dtype)
-    g = config.resolve_generator(generator, seed)
+    g = rng.resolve_generator(generator, seed)
     d = v.tensor(directions, "directions", ndim=2, dtype=dtype, device=g.device)
     v.nonzero_rows(d, "directions")
     J = torch.randint(0, d.shape[0], (n,), generator=g, device=g.device)
@@ -203,7 +203,7 @@ def close_patches(n: int, k: int, sigma2: float, *, base_sigma: float = 1.0, w_s
     sigma2 = v.positive_float(sigma2, "sigma2")
     base_sigma = v.positive_float(base_sigma, "base_sigma")
     dtype = _dtype(dtype)
-    g = config.resolve_generator(generator, seed)
+    g = rng.resolve_generator(generator, seed)
     what, _ = _unit_teacher(w_star, 2, g.device)
     alpha = _mixture_angles(n, base_sigma, g)
     delta = _symmetric_truncated_normal(n * k, math.sqrt(sigma2), math.pi, g).reshape(n, k)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from . import _validate as v
-from . import config
+from . import rng
 from .init import _directions
 from .model import _forward, patches, relative_loss
 from .train import History
@@ -74,7 +74,7 @@ def init_at_distance(w_star, fractions, *, repeats: int = 1, seed: int | None = 
     v.nonzero_rows(w_star, "w_star")
     r = _fractions(fractions)
     repeats = v.positive_int(repeats, "repeats")
-    g = config.resolve_generator(generator, seed)
+    g = rng.resolve_generator(generator, seed)
     p = w_star.shape[0]
     u = _directions(r.numel() * repeats, p, g, w_star.dtype).to(w_star.device)
     radius = (r.to(w_star) * w_star.norm()).repeat_interleave(repeats)[:, None]

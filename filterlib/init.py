@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import _validate as v
-from . import config
+from . import config, rng
 
 _QUAD_NODES = 96          # Gauss–Legendre nodes in success_probability_ball (the integrand is smooth; see there)
 
@@ -61,7 +61,7 @@ def ball(m: int, p: int, radius: float, *, generator: torch.Generator | None = N
     ``generator`` (its device is used) or a ``seed``; ``dtype`` defaults to the filterlib default.
     """
     m, p, radius, dtype = _sampler_args(m, p, radius, dtype)
-    g = config.resolve_generator(generator, seed)
+    g = rng.resolve_generator(generator, seed)
     u = _directions(m, p, g, dtype)
     r = radius * torch.rand(m, 1, generator=g, device=g.device, dtype=dtype) ** (1.0 / p)
     return r * u
@@ -72,7 +72,7 @@ def sphere(m: int, p: int, radius: float, *, generator: torch.Generator | None =
     """m starts uniform on the sphere of the given radius centred at 0: shape (m, p) (the starts w₀ = r·u of
     :func:`success_probability_sphere`). Arguments as for :func:`ball`."""
     m, p, radius, dtype = _sampler_args(m, p, radius, dtype)
-    g = config.resolve_generator(generator, seed)
+    g = rng.resolve_generator(generator, seed)
     return radius * _directions(m, p, g, dtype)
 
 

@@ -55,7 +55,7 @@ import numbers
 import torch
 
 from . import _validate as v
-from . import config
+from . import config, rng
 
 GAUSSIAN_BETA = 1.0 / math.pi
 """β of Assumption 3.2 for N(0, I_p) patches: L_{−w*}(φ)/φ = (φ + sin φ)/(2πφ) ≤ 1/π (SPEC §2.1 [DER])."""
@@ -212,7 +212,7 @@ def directions_at_angle(w_star, phi, m: int, *, generator: torch.Generator | Non
         u = signs[:, None] * perp                                   # (m, 2)
         u = u.expand(phis.shape[0], m, 2)
     else:
-        g = config.resolve_generator(generator, seed)               # p > 2 needs a seed or a generator
+        g = rng.resolve_generator(generator, seed)               # p > 2 needs a seed or a generator
         x = torch.randn(m, p, generator=g, dtype=what.dtype, device=g.device).to(what.device)
         x = x - (x @ what)[..., None] * what
         norms = x.norm(dim=-1, keepdim=True)
@@ -232,7 +232,7 @@ def _candidates(Z, w_star, phis: torch.Tensor, n_directions: int, seed: int, n_b
     X = Z[:, 0, :]
     p = X.shape[1]
     m = 2 if p == 2 else n_directions
-    g = None if p == 2 else config.generator(seed, Z.device)
+    g = None if p == 2 else rng.generator(seed, Z.device)
     W = directions_at_angle(w_star, phis, m, generator=g).reshape(-1, p)  # (q·m, p)
     s_pos, s_neg, counts = _A_sums(W, w_star, X, n_batches)
     S = s_pos if which in ("gamma", "L") else s_neg
@@ -648,7 +648,7 @@ def _conv_candidates(Z, w_star, phis: torch.Tensor, n_directions: int, seed: int
     """
     p = Z.shape[-1]
     m = 2 if p == 2 else n_directions
-    g = None if p == 2 else config.generator(seed, Z.device)
+    g = None if p == 2 else rng.generator(seed, Z.device)
     W = directions_at_angle(w_star, phis, m, generator=g).reshape(-1, p)
     sums, counts = _conv_sums(W, w_star, Z, keys, n_batches)
     return {key: s.reshape(n_batches, phis.shape[0], m, p, p) for key, s in sums.items()}, counts

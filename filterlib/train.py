@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import _validate as v
-from . import config
+from . import config, rng
 from .model import _check_pair, _check_teacher, _forward, _labels, _loss_and_gradient, unit_angle
 
 StepSize = Union[float, Callable[..., float]]
@@ -274,7 +274,7 @@ def sgd(w0, w_star, data, eta: StepSize, steps: int, *, batch_size: int = 1, see
     ``DRAW_BLOCK_ELEMENTS`` numbers (at most 1024 steps). The minibatches are fresh and independent either way,
     but the random stream, so the exact numbers, depends on ``draw_block``.
     """
-    g = config.resolve_generator(generator, seed)
+    g = rng.resolve_generator(generator, seed)
     batch_size = v.positive_int(batch_size, "batch_size")
     monitor_size = v.positive_int(monitor_size, "monitor_size")
     if callable(data) and not isinstance(data, torch.Tensor):

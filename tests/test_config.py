@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import filterlib as fl
-from filterlib import config
+from filterlib import config, rng
 
 
 def test_device_choices(monkeypatch):
@@ -47,10 +47,10 @@ def test_generator_is_seeded():
 
 def test_resolve_generator():
     g = fl.generator(0)
-    assert config.resolve_generator(g) is g
+    assert rng.resolve_generator(g) is g
     with pytest.raises(ValueError, match="either generator or seed"):
-        config.resolve_generator(g, 1)
+        rng.resolve_generator(g, 1)
     with pytest.raises(ValueError, match="pass a seed"):
-        config.resolve_generator()
+        rng.resolve_generator()
     with pytest.raises(TypeError, match="generator must be a torch.Generator"):
-        config.resolve_generator(42)
+        rng.resolve_generator(42)
