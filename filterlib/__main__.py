@@ -52,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _diagnose(args) -> int:
-    from .diagnose import diagnose, load_images, load_teacher
+    from .data import load_images, load_teacher
+    from .diagnosis import diagnose
 
     teacher = args.teacher
     if teacher not in ("random", "gabor"):
@@ -67,7 +68,8 @@ def _diagnose(args) -> int:
 
 
 def main(argv=None) -> int:
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status. The command is
+    described in chapters/diagnose.md."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "diagnose":

