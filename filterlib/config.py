@@ -1,4 +1,4 @@
-"""Device, dtype and random-number settings for every filterlib computation (all chapters).
+"""Device, dtype and progress settings for every filterlib computation (all chapters).
 
 * ``FILTERLIB_DEVICE``: ``cpu``, ``cuda`` or ``auto`` (CUDA when available, else CPU). Default ``auto``.
 * ``FILTERLIB_DTYPE``: ``float32`` (default) or ``float64``.
@@ -17,7 +17,9 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def device() -> torch.device:
-    """The device named by ``FILTERLIB_DEVICE`` (``cpu``, ``cuda`` or ``auto``)."""
+    """The device named by ``FILTERLIB_DEVICE`` (``cpu``, ``cuda`` or ``auto``).
+
+    Defined in chapters/gd_gaussian.md (every chapter runs on it); GPU timings in chapters/performance.md."""
     name = os.environ.get("FILTERLIB_DEVICE", "auto").strip().lower()
     if name not in _DEVICES:
         raise ValueError(f"FILTERLIB_DEVICE must be one of {', '.join(_DEVICES)}, got {name!r}")
@@ -29,7 +31,9 @@ def device() -> torch.device:
 
 
 def default_dtype() -> torch.dtype:
-    """The dtype named by ``FILTERLIB_DTYPE`` (``float32`` by default, or ``float64``)."""
+    """The dtype named by ``FILTERLIB_DTYPE`` (``float32`` by default, or ``float64``).
+
+    Used by every chapter, from chapters/gd_gaussian.md on."""
     name = os.environ.get("FILTERLIB_DTYPE", "float32").strip().lower()
     if name not in _DTYPES:
         raise ValueError(f"FILTERLIB_DTYPE must be float32 or float64, got {name!r}")
@@ -37,5 +41,7 @@ def default_dtype() -> torch.dtype:
 
 
 def progress_enabled() -> bool:
-    """Progress bars are on unless ``FILTERLIB_PROGRESS=0`` (set by ``make book`` and ``make test``)."""
+    """Progress bars are on unless ``FILTERLIB_PROGRESS=0`` (set by ``make book`` and ``make test``).
+
+    Used by the training loops of every chapter (chapters/gd_gaussian.md on) and chapters/diagnose.md."""
     return os.environ.get("FILTERLIB_PROGRESS", "1").strip().lower() not in ("0", "false", "off", "no")
