@@ -18,7 +18,7 @@ from ..data.teachers import resolve_teacher
 from ..model import patches
 from . import _interim
 from . import guarantees as gu
-from .results import Diagnosis, Estimate
+from .results import Diagnosis, Estimate, Guarantee, Run
 from .runs import run
 
 _DTYPE = torch.float64          # every estimate is made in float64 (λ_min of real patches can be ~1e-6 of λ_max)
@@ -47,7 +47,8 @@ class _Options:
 @dataclass
 class _State:
     """What the stages share: the inputs, then the sample, then per model the constants on the cap grid
-    (``curves``: γ(φ) and L(φ) as lists, β, L_cross), the estimates, guarantees and runs."""
+    (``curves["patch"]`` = (γ(φ), L(φ), β), ``curves["conv"]`` = (γ(φ), L(φ), β, L_cross), lists and floats), the
+    estimates, the guarantees and the runs."""
 
     opt: _Options
     images: torch.Tensor                      # (N, H, W), all given images
@@ -62,8 +63,11 @@ class _State:
     patch: dict = field(default_factory=dict)
     conv: dict = field(default_factory=dict)
     closeness: dict = field(default_factory=dict)
-    results: dict = field(default_factory=dict)   # theorem_3_2, run_patch, theorem_4_1, run_conv
-    details: dict = field(default_factory=dict)
+    theorem_3_2: Guarantee | None = None
+    run_patch: Run | None = None
+    theorem_4_1: Guarantee | None = None
+    run_conv: Run | None = None
+    histories: dict = field(default_factory=dict)
 
 
 STAGES: list = []
@@ -157,10 +161,9 @@ def _run_one_neuron(st: _State) -> None:
     if eta is None:
         eta, source = gu.smoothness_step(L, beta), _NO_THEOREM
     bound, bound_source = gu.run_bound_3_2(eta, th, gam)
-    result, history = run(st.Zp, st.w_star, st.w0, eta, source, o.steps, o.eps, st.start, bound, bound_source,
-                          "one neuron on single patches")
-    st.results.update(theorem_3_2=th, run_patch=result)
-    st.details["history_patch"] = history
+    st.theorem_3_2 = th
+    st.run_patch, st.histories["history_patch"] = run(st.Zp, st.w_star, st.w0, eta, source, o.steps, o.eps, st.start,
+                                                      bound, bound_source, "one neuron on single patches")
 
 
 @_stage("gradient descent (convolutional)")
@@ -175,10 +178,9 @@ def _run_convolutional(st: _State) -> None:
     else:
         eta, source = gu.smoothness_step(L, beta), _NO_THEOREM
     bound, bound_source = gu.run_bound_4_1(eta, th, gam, lx, gu.heuristic_cap(gam, L, beta))
-    result, history = run(st.Z, st.w_star, st.w0, eta, source, o.steps, o.eps, st.start, bound, bound_source,
-                          f"convolutional model (k = {k})")
-    st.results.update(theorem_4_1=th, run_conv=result)
-    st.details["history_conv"] = history
+    st.theorem_4_1 = th
+    st.run_conv, st.histories["history_conv"] = run(st.Z, st.w_star, st.w0, eta, source, o.steps, o.eps, st.start,
+                                                    bound, bound_source, f"convolutional model (k = {k})")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -190,7 +192,7 @@ def _constants(st: _State, Z: torch.Tensor, which: tuple) -> dict:
     B = _batches(Z.shape[0])
     constants = getattr(theory, "constants", None) or _interim.constants      # INTERIM until theory.constants
     c = constants(Z, st.w_star, st.grid, which=which, n_directions=st.opt.n_directions, seed=st.opt.seed,
-                         return_se=B is not None, n_batches=B or 10)
+                  return_se=B is not None, n_batches=B or 10)
     return {name: (val if B is not None else (val, None)) for name, val in c.items()}
 
 
@@ -306,8 +308,7 @@ def _diagnosis(st: _State) -> Diagnosis:
              "teacher_norm": float(st.w_star.norm()), "phi0": o.phi0, "start": st.start, "eps": o.eps,
              "n_directions": o.n_directions, "steps": o.steps, "seed": o.seed,
              "phi_grid_for_caps": [float(t) for t in st.grid]}
-    r = st.results
-    verdict = gu.verdict(st.patch, r["theorem_3_2"], r["theorem_4_1"], r["run_conv"], k, o.phi0)
-    details = {"w_star": st.w_star, "w0": st.w0, "patch_sample": st.Zp, **st.details}
-    return Diagnosis(setup, st.patch, st.conv, st.closeness, r["theorem_3_2"], r["theorem_4_1"], r["run_patch"],
-                     r["run_conv"], verdict, details)
+    verdict = gu.verdict(st.patch, st.theorem_3_2, st.theorem_4_1, st.run_conv, k, o.phi0)
+    details = {"w_star": st.w_star, "w0": st.w0, "patch_sample": st.Zp, **st.histories}
+    return Diagnosis(setup, st.patch, st.conv, st.closeness, st.theorem_3_2, st.theorem_4_1, st.run_patch,
+                     st.run_conv, verdict, details)
