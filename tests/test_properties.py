@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import filterlib as fl
-from filterlib import data, distributions, init, theory
+from filterlib import data, distributions, initialization, theory
 
 SETTINGS = settings(max_examples=int(__import__("os").environ.get("FILTERLIB_HYPOTHESIS_EXAMPLES", 40)), deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-SPECIAL = [0.0, -0.0, 1.0, -1.0, 1e-300, 1e6, math.nan, math.inf, -math.inf]
+EDGE_VALUES = [0.0, -0.0, 1.0, -1.0, 1e-300, 1e6, math.nan, math.inf, -math.inf]
 PARAMS = re.compile(r"\b(w|w0|w_star|Z|images|size|stride|phi|phis|n|k|p|m|sigma|sigma2|radius|alpha|q|eta|steps|"
                     r"gamma|L|beta|L_cross|eps|theta|wavelength|psi|dtype|n_directions|record_every|batch_size|"
                     r"base_sigma|r|lines|seed|data|x|y|loss)\b")
@@ -29,7 +29,7 @@ PARAMS = re.compile(r"\b(w|w0|w_star|Z|images|size|stride|phi|phis|n|k|p|m|sigma
 
 def values(draw_float=True):
     plain = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False, width=64)
-    return st.one_of(plain, st.sampled_from(SPECIAL)) if draw_float else plain
+    return st.one_of(plain, st.sampled_from(EDGE_VALUES)) if draw_float else plain
 
 
 @st.composite
@@ -56,7 +56,7 @@ def samples(draw):
     Z = torch.randn(n, k, p, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     if draw(st.booleans()):
         idx = tuple(draw(st.integers(0, s - 1)) for s in Z.shape)
-        Z[idx] = draw(st.sampled_from(SPECIAL))
+        Z[idx] = draw(st.sampled_from(EDGE_VALUES))
     return Z
 
 
@@ -125,7 +125,7 @@ def test_patches_on_arbitrary_images(images, size, stride):
 # ---------------------------------------------------------------------------------------------------------- theory
 
 @SETTINGS
-@given(Z=samples(), phi=st.one_of(st.floats(-1, 4), st.sampled_from(SPECIAL)),
+@given(Z=samples(), phi=st.one_of(st.floats(-1, 4), st.sampled_from(EDGE_VALUES)),
        n_directions=st.integers(-1, 4))
 def test_estimators_on_near_valid_samples(Z, phi, n_directions):
     w_star = torch.ones(Z.shape[-1], dtype=torch.float64)
@@ -143,8 +143,8 @@ def test_estimators_on_near_valid_samples(Z, phi, n_directions):
 
 
 @SETTINGS
-@given(g=st.sampled_from(SPECIAL + [0.1, 0.3]), L=st.sampled_from(SPECIAL + [0.5]), b=st.sampled_from(SPECIAL + [0.1]),
-       lc=st.sampled_from(SPECIAL + [0.01]), eta=st.sampled_from(SPECIAL + [0.05]), eps=st.sampled_from(SPECIAL + [1e-3]))
+@given(g=st.sampled_from(EDGE_VALUES + [0.1, 0.3]), L=st.sampled_from(EDGE_VALUES + [0.5]), b=st.sampled_from(EDGE_VALUES + [0.1]),
+       lc=st.sampled_from(EDGE_VALUES + [0.01]), eta=st.sampled_from(EDGE_VALUES + [0.05]), eps=st.sampled_from(EDGE_VALUES + [1e-3]))
 def test_theorem_formulas_on_special_numbers(g, L, b, lc, eta, eps):
     for call in (lambda: theory.step_cap(g, L, b), lambda: theory.contraction_bound(eta, g),
                  lambda: theory.iterations_bound(g, L, b, eps), lambda: theory.conv_step_cap(g, L, b, lc),
@@ -164,7 +164,7 @@ def test_gaussian_closed_forms_on_arbitrary_arrays(w, w_star, k):
 # --------------------------------------------------------------------------------- samplers, initialisation, data
 
 SIZES = st.one_of(st.integers(-2, 6), st.sampled_from([0.5, math.nan, "3", None]))
-REALS = st.one_of(st.floats(-3, 12, allow_nan=False), st.sampled_from(SPECIAL))
+REALS = st.one_of(st.floats(-3, 12, allow_nan=False), st.sampled_from(EDGE_VALUES))
 
 
 @SETTINGS
@@ -180,9 +180,10 @@ def test_samplers(n, k, p, s):
 @SETTINGS
 @given(m=SIZES, p=SIZES, a=REALS, q=REALS)
 def test_initialisation(m, p, a, q):
-    for call in (lambda: init.ball(m, p, a, seed=0), lambda: init.sphere(m, p, a, seed=0),
-                 lambda: init.success_probability_ball(p, a), lambda: init.success_probability_sphere(p, a),
-                 lambda: init.theorem_4_4_bound(p, a), lambda: init.restart_success(q, m)):
+    for call in (lambda: initialization.ball(m, p, a, seed=0), lambda: initialization.sphere(m, p, a, seed=0),
+                 lambda: initialization.success_probability_ball(p, a),
+                 lambda: initialization.success_probability_sphere(p, a),
+                 lambda: initialization.theorem_4_4_bound(p, a), lambda: initialization.restart_success(q, m)):
         check(call)
 
 
@@ -194,7 +195,7 @@ def test_gabor(size, theta, wl, sigma, gamma, psi):
 
 # ----------------------------------------------------------------------------------------------------------- train
 
-ETAS = st.one_of(st.sampled_from(SPECIAL + [0.1, 5.0, 1e3]), st.just(lambda t: 0.1), st.just(lambda t: math.nan),
+ETAS = st.one_of(st.sampled_from(EDGE_VALUES + [0.1, 5.0, 1e3]), st.just(lambda t: 0.1), st.just(lambda t: math.nan),
                  st.just(lambda t, w: -1.0))
 
 
