@@ -82,14 +82,29 @@ def test_result_does_not_depend_on_the_thread_count():
     Z, w_star, W = sample(400, 16, 9, 8, seed=6)
     threads = torch.get_num_threads()
     try:
-        results = []
+        results, residuals = [], []
         for count in (1, 2, 3):
             torch.set_num_threads(count)
             results.append(fl.gradient(W, w_star, Z))
+            residuals.append(kernel.residual_pass(W, w_star, Z))
             assert torch.get_num_threads() == count                  # the kernel leaves the setting as it was
     finally:
         torch.set_num_threads(threads)
     assert all(torch.equal(r, results[0]) for r in results[1:])
+    assert all(torch.equal(r[0], residuals[0][0]) and torch.equal(r[1], residuals[0][1]) for r in residuals[1:])
+
+
+@pytest.mark.parametrize("R", [1, 5, 16, 20])
+def test_fused_outputs_equal_the_plain_outputs(small_chunks, R):
+    """The outputs mode of the fused pass against kernel.outputs (the plain expression), over many chunks; the
+    labels are the fused pass of the teacher alone."""
+    Z, w_star, W = sample(53, 6, 4, R, seed=R)
+    small_chunks(6, 4, R)
+    f, none = kernel.fused_pass(W, Z)
+    assert none is None and f.shape == (53, R)
+    torch.testing.assert_close(f, kernel.outputs(W, Z).t(), rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(kernel.outputs(W, Z), fl.forward(W, Z), rtol=0, atol=0)
+    assert torch.equal(kernel.labels(w_star, Z), kernel.fused_pass(w_star[None], Z)[0][:, 0])
 
 
 def test_single_filter_and_R_equal_1(small_chunks):
