@@ -1,4 +1,5 @@
-"""Benchmarks of filterbook (issue 7): `make bench` runs this file; it prints tables and writes benchmarks/RESULTS.md.
+"""Benchmarks of filterbook (chapters/performance.md): `make bench` runs this file; it prints tables and writes
+benchmarks/RESULTS.md.
 
 1. ``filterlib.gradient`` for R = 16 filters on 2000 random 28×28 images (5×5 filter, stride 1, float32): time per
    step of the fused kernel against a naive per-run conv2d + autograd loop and against the memory roofline
@@ -39,7 +40,7 @@ GPU_MD = HERE / "gpu_results.md"
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("FILTERLIB_PROGRESS", "0")
 
-# Item 1's problem, as in the issue.
+# Item 1's problem (chapters/performance.md).
 N_IMAGES, SIZE, FILTER, RUNS = 2000, 28, 5, 16
 TARGET_ROOFLINE, TARGET_NAIVE = 2.0, 30.0
 TARGET_BOOK_S, TARGET_REBUILD_S = 600.0, 15.0
@@ -100,7 +101,7 @@ def load() -> str:
 
 # ------------------------------------------------------------------------------------------------ item 1
 def previous_gradient(W, Z, f_star):
-    """The implementation before issue 7: whole-sample einsums with (R, n, k) temporaries."""
+    """The implementation before the fused pass: whole-sample einsums with (R, n, k) temporaries."""
     import torch
 
     pre = torch.einsum("nkp,rp->rnk", Z, W)
@@ -141,7 +142,7 @@ def bench_gradient(device: str = "cpu", quick: bool = False, n_images: int = N_I
     import torch
 
     import filterlib as fl
-    from filterlib import model
+    from filterlib import kernel
 
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     reps = 3 if quick else 15
@@ -151,7 +152,7 @@ def bench_gradient(device: str = "cpu", quick: bool = False, n_images: int = N_I
     w_star = torch.randn(FILTER * FILTER, generator=g).to(device)
     Z = fl.patches(images, FILTER)                                   # (n, k, p) = (2000, 576, 25)
     n, k, p = Z.shape
-    y = model._labels(w_star, Z)
+    y = kernel.labels(w_star, Z)
     res = {"device": device, "n": n, "k": k, "p": p, "R": runs, "Z_MB": Z.numel() * 4 / 1e6, "load_before": load()}
 
     # Read bandwidth, measured here: a full read of the patch tensor (larger than the last-level cache).
@@ -174,21 +175,21 @@ def bench_gradient(device: str = "cpu", quick: bool = False, n_images: int = N_I
     res["flop_floor_ms"] = 2 * (2 * n * k * p * runs) / res["gemm_GFLOPs"] / 1e6
 
     rows = {}
-    rows["fused"] = timed(lambda: model._loss_and_gradient(W, Z, y), reps, sync=sync)
+    rows["fused"] = timed(lambda: kernel.loss_and_gradient(W, Z, y), reps, sync=sync)
     rows["public"] = timed(lambda: fl.gradient(W, w_star, Z), reps, sync=sync)
     rows["previous"] = timed(lambda: previous_gradient(W, Z, y), max(3, reps // 3), sync=sync)
     rows["batched_conv"] = timed(lambda: batched_conv(images, W, y), max(3, reps // 3), sync=sync)
     rows["naive"] = timed(lambda: naive_loop(images, W, y), 2 if quick else 3, sync=sync)
     Z64, W64, ws64 = Z.double(), W.double(), w_star.double()
-    y64 = model._labels(ws64, Z64)
-    rows["fused_f64"] = timed(lambda: model._loss_and_gradient(W64, Z64, y64), max(3, reps // 3), sync=sync)
+    y64 = kernel.labels(ws64, Z64)
+    rows["fused_f64"] = timed(lambda: kernel.loss_and_gradient(W64, Z64, y64), max(3, reps // 3), sync=sync)
     res["rows"] = {key: {"min_ms": v[0], "median_ms": v[1]} for key, v in rows.items()}
     if device == "cpu":
         # CPU time on one thread: what the work costs, nearly independent of other processes on the machine.
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            one = {"fused": lambda: model._loss_and_gradient(W, Z, y), "previous": lambda: previous_gradient(W, Z, y),
+            one = {"fused": lambda: kernel.loss_and_gradient(W, Z, y), "previous": lambda: previous_gradient(W, Z, y),
                    "batched_conv": lambda: batched_conv(images, W, y), "naive": lambda: naive_loop(images, W, y)}
             for key, fn in one.items():
                 reps1 = (2 if quick else 3) if key == "naive" else (3 if quick else 7)
@@ -197,21 +198,21 @@ def bench_gradient(device: str = "cpu", quick: bool = False, n_images: int = N_I
             torch.set_num_threads(threads)
 
     # Exactness: the fused gradient against autograd through conv2d, and against float64.
-    fused = model._loss_and_gradient(W, Z, y)[1]
+    fused = kernel.loss_and_gradient(W, Z, y)[1]
     auto = naive_loop(images, W, y)
-    exact = model._loss_and_gradient(W64, Z64, y64)[1]
+    exact = kernel.loss_and_gradient(W64, Z64, y64)[1]
     res["rel_err_vs_autograd"] = float((fused - auto).norm() / auto.norm())
     res["rel_err_vs_float64"] = float((fused.double() - exact).norm() / exact.norm())
 
     # The chunk size (CPU only): the fused step for several CHUNK_BYTES.
     if device == "cpu" and not quick:
-        sweep, saved = {}, model.CHUNK_BYTES
+        sweep, saved = {}, kernel.CHUNK_BYTES
         try:
             for mib in (1, 2, 4, 8, 16, 64):
-                model.CHUNK_BYTES = mib * 2**20
-                sweep[mib] = timed(lambda: model._loss_and_gradient(W, Z, y), 7)[0]
+                kernel.CHUNK_BYTES = mib * 2**20
+                sweep[mib] = timed(lambda: kernel.loss_and_gradient(W, Z, y), 7)[0]
         finally:
-            model.CHUNK_BYTES = saved
+            kernel.CHUNK_BYTES = saved
         res["chunk_sweep_ms"] = sweep
         res["chunk_bytes"] = saved
     res["ratio_roofline"] = res["rows"]["fused"]["min_ms"] / res["roofline_ms"]
@@ -223,7 +224,7 @@ def bench_gradient(device: str = "cpu", quick: bool = False, n_images: int = N_I
 
 
 GRADIENT_ROWS = [
-    ("fused", "fused kernel, one GD step (`_loss_and_gradient`, labels given)"),
+    ("fused", "fused kernel, one GD step (`kernel.loss_and_gradient`, labels given)"),
     ("public", "`filterlib.gradient(W, w_star, Z)` (also computes the labels)"),
     ("fused_f64", "fused kernel, float64"),
     ("previous", "previous implementation (whole-sample einsums)"),

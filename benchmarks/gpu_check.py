@@ -1,4 +1,4 @@
-"""Correctness and speed of filterlib on a GPU, in under two minutes (issue 7). Needs no network.
+"""Correctness and speed of filterlib on a GPU, in under two minutes (chapters/performance.md). Needs no network.
 
     python benchmarks/gpu_check.py            # on a CUDA machine, from the repository root
     python benchmarks/gpu_check.py --smoke --device cpu   # tiny sizes: checks that this script runs
@@ -6,8 +6,9 @@
 1. The unit tests: tests/test_kernel.py with ``FILTERLIB_DEVICE=cuda`` (its tensors go to that device), and
    tests/test_model.py, tests/test_train.py, which make their tensors on the CPU, with ``FILTERLIB_DEVICE=cpu``.
 2. Its own checks on the device: the closed-form gradient against autograd (float64, many chunks and one, one
-   filter and many, per-run samples), exact zero at the teacher, GD on the device against GD on the CPU, the
-   deferred divergence error of the recorder, and online SGD learning.
+   filter and many, per-run samples), exact zero at the teacher, a relative loss of exactly −inf at the teacher
+   in a batch, GD on the device against GD on the CPU, the deferred divergence error of the recorder, and online
+   SGD learning.
 3. Item 1 of benchmarks/bench.py on the device (fused kernel, naive conv2d + autograd loop, memory roofline).
 4. The target: 1024 runs × 10,000 online SGD steps of the Fig. 3(a) law (angular mixture, σ = 1, batch 1,
    step 0.004, float64 as in chapters/rate.md) in at most 10 s; with the default block draws on the GPU and,
@@ -90,7 +91,7 @@ def device_checks(rep: Report, device: str) -> None:
     import torch
 
     import filterlib as fl
-    from filterlib import distributions, model, train
+    from filterlib import distributions, kernel, model, train
 
     f64 = torch.float64
     g = fl.generator(1, device)
@@ -106,10 +107,10 @@ def device_checks(rep: Report, device: str) -> None:
     Z = distributions.gaussian(3000, 16, 9, generator=g, dtype=f64)
     w_star = torch.randn(9, generator=g, device=device, dtype=f64)
     W = torch.randn(16, 9, generator=g, device=device, dtype=f64)
-    saved = model.CUDA_CHUNK_BYTES, model.CHUNK_BYTES
+    saved = kernel.CUDA_CHUNK_BYTES, kernel.CHUNK_BYTES
     try:
         for label, budget in (("one chunk", 2**30), ("many chunks (7 examples each)", 7 * 16 * (9 + 16) * 8)):
-            model.CUDA_CHUNK_BYTES = model.CHUNK_BYTES = budget
+            kernel.CUDA_CHUNK_BYTES = kernel.CHUNK_BYTES = budget
             err = rel(fl.gradient(W, w_star, Z), autograd(W, w_star, Z))
             rep.check(f"gradient vs autograd, float64, R = 16, {label}", err < 1e-10, f"rel. error {err:.1e}")
             err1 = rel(fl.gradient(W[0], w_star, Z), autograd(W[0], w_star, Z))
@@ -117,13 +118,19 @@ def device_checks(rep: Report, device: str) -> None:
             zero = float(fl.gradient(w_star, w_star, Z).abs().max())
             rep.check(f"gradient at the teacher is exactly 0, {label}", zero == 0.0, f"largest entry {zero:g}")
     finally:
-        model.CUDA_CHUNK_BYTES, model.CHUNK_BYTES = saved
+        kernel.CUDA_CHUNK_BYTES, kernel.CHUNK_BYTES = saved
     Zr = Z[:2400].reshape(16, 150, 16, 9)
     err = rel(fl.gradient(W, w_star, Zr), autograd(W, w_star, Zr))
     rep.check("gradient vs autograd, float64, per-run samples (16, 150, 16, 9)", err < 1e-10, f"rel. error {err:.1e}")
     Zf, Wf, wsf = Z.float(), W.float(), w_star.float()
     err = rel(fl.gradient(Wf, wsf, Zf).double(), fl.gradient(W, w_star, Z))
     rep.check("gradient float32 vs float64", err < 1e-5, f"rel. error {err:.1e}")
+    for dtype in (torch.float32, f64):
+        Wd, wsd = W.to(dtype).clone(), w_star.to(dtype)
+        Wd[::3] = wsd                                                # the teacher at several places in the batch
+        rl = model.relative_loss(Wd, wsd, Z.to(dtype))
+        ok = bool((rl[::3] == -float("inf")).all()) and bool(torch.isfinite(rl[1::3]).all())
+        rep.check(f"relative loss of w* in a batch of 16 is exactly -inf, {dtype}", ok, f"{rl[:3].tolist()}")
 
     h_dev = fl.gradient_descent(0.1 * W, w_star, Z, eta=1.0, steps=50)
     h_cpu = fl.gradient_descent(0.1 * W.cpu(), w_star.cpu(), Z.cpu(), eta=1.0, steps=50)
@@ -136,7 +143,7 @@ def device_checks(rep: Report, device: str) -> None:
     except FloatingPointError as exc:
         rep.check("divergence raises FloatingPointError naming the step (deferred check)",
                   "non-finite at step" in str(exc), str(exc)[:80])
-    rec_ok = train._Recorder(w_star, 10, 1, False, False).deferred == (device != "cpu")
+    rec_ok = train.Recorder(w_star, 10, 1, False, False).deferred == (device != "cpu")
     rep.check("recorder defers its host syncs on the GPU", rec_ok)
 
     ws2 = torch.tensor([1.0, 0.0], dtype=f64, device=device)

@@ -22,9 +22,11 @@ from . import config, rng
 
 def gaussian(n: int, k: int, p: int, *, generator: torch.Generator | None = None, seed: int | None = None,
              dtype: torch.dtype | None = None) -> torch.Tensor:
-    """n samples of k i.i.d. N(0, I_p) patches (non-overlapping Gaussian patches; SPEC §4 items 1–7).
+    """n samples of k i.i.d. N(0, I_p) patches (non-overlapping Gaussian patches, the Gaussian input of the
+    paper's Section 3 and of the closed forms in filterlib.theory).
 
-    Pass either a ``generator`` (its device is used) or a ``seed`` (device from ``FILTERLIB_DEVICE``).
+    Pass either a ``generator`` (its device is used) or a ``seed`` (device from ``FILTERLIB_DEVICE``). Defined in
+    chapters/gd_gaussian.md; used in most chapters.
     """
     n, k, p = v.positive_int(n, "n"), v.positive_int(k, "k"), v.positive_int(p, "p")
     g = rng.resolve_generator(generator, seed)
@@ -84,8 +86,8 @@ def _unit_teacher(w_star, p: int | None, device) -> tuple[torch.Tensor, int]:
         e1[0] = 1.0
         return e1, p
     w = v.tensor(w_star, "w_star", ndim=1, dtype=torch.float64, device=device)
-    if p is not None and w.shape[0] != v.positive_int(p, "p"):
-        raise ValueError(f"w_star must have shape (p,) = ({p},), got {tuple(w.shape)}")
+    if p is not None:
+        v.check_size(w, v.positive_int(p, "p"), "w_star")
     v.nonzero_rows(w, "w_star")
     return w / w.norm(), w.shape[0]
 
@@ -97,8 +99,11 @@ def _unit_teacher(w_star, p: int | None, device) -> tuple[torch.Tensor, int]:
 def angular_mixture(n: int, sigma: float, *, p: int | None = None, w_star=None,
                     generator: torch.Generator | None = None, seed: int | None = None,
                     dtype: torch.dtype | None = None) -> torch.Tensor:
-    """The Fig. 3(a) law (SPEC §3.1 [PROP]): n unit-norm patches (k = 1) of shape (n, 1, p) whose angle to w_star
-    is a mixture of truncated Gaussians; small σ is spiky, large σ is close to rotation invariant (Def. 3.1, Thm 3.2).
+    """The Fig. 3(a) law: n unit-norm patches (k = 1) of shape (n, 1, p) whose angle to w_star is a mixture of
+    truncated Gaussians; small σ is spiky, large σ is close to rotation invariant (Def. 3.1, Thm 3.2). The paper
+    leaves some details open (p, the second component's interval, σ as a standard deviation); the choices below
+    are this book's reading, stated as a definition in chapters/smoothness.md. Used in chapters/one_neuron.md,
+    chapters/smoothness.md and chapters/rate.md.
 
     The signed angle α to ŵ = w_star/‖w_star‖ is, with probability ½, TN(0, σ²; [−π/2, π/2]) (a normal with
     *standard deviation* σ truncated to the half circle around w_star, sampled exactly), and with probability ½
@@ -140,7 +145,8 @@ def angular_mixture_density(alpha, sigma: float) -> torch.Tensor:
 
     At the boundary of w*, α = ±π/2, each side of the point gets one truncated component, so the density there is
     ½·φ_σ(π/2)/(2Φ(π/(2σ)) − 1), which sets Part II's L_cross for close patches (chapters/conv_model.md,
-    :func:`filterlib.theory.close_patches_cross_limit`). Returns a tensor of ``alpha``'s shape.
+    :func:`filterlib.theory.close_patches_cross_limit`). Returns a tensor of ``alpha``'s shape. Used in
+    chapters/conv_model.md.
     """
     sigma = v.positive_float(sigma, "sigma")
     a = v.tensor(alpha, "alpha", dtype=torch.float64)
@@ -153,7 +159,8 @@ def angular_mixture_density(alpha, sigma: float) -> torch.Tensor:
 def uniform_cube(n: int, k: int, p: int, *, generator: torch.Generator | None = None, seed: int | None = None,
                  dtype: torch.dtype | None = None) -> torch.Tensor:
     """n samples of k patches with i.i.d. U[−1, 1] entries (variance 1/3): a bounded, non-rotation-invariant law
-    that satisfies Theorem 3.1's non-degeneracy assumption."""
+    that satisfies Theorem 3.1's non-degeneracy assumption. Used in chapters/one_neuron.md, chapters/smoothness.md
+    and chapters/rate.md."""
     n, k, p = v.positive_int(n, "n"), v.positive_int(k, "k"), v.positive_int(p, "p")
     dtype = _dtype(dtype)
     g = rng.resolve_generator(generator, seed)
@@ -163,7 +170,8 @@ def uniform_cube(n: int, k: int, p: int, *, generator: torch.Generator | None = 
 def laplace(n: int, k: int, p: int, *, generator: torch.Generator | None = None, seed: int | None = None,
             dtype: torch.dtype | None = None) -> torch.Tensor:
     """n samples of k patches with i.i.d. Laplace(0, 1) entries (density ½e^{−|x|}, variance 2): a heavy-tailed,
-    non-rotation-invariant law for Theorem 3.1. Drawn as the difference of two Exp(1) variables."""
+    non-rotation-invariant law for Theorem 3.1. Drawn as the difference of two Exp(1) variables. Used in
+    chapters/one_neuron.md, chapters/smoothness.md, chapters/rate.md and chapters/conv_model.md."""
     n, k, p = v.positive_int(n, "n"), v.positive_int(k, "k"), v.positive_int(p, "p")
     dtype = _dtype(dtype)
     g = rng.resolve_generator(generator, seed)
@@ -177,7 +185,7 @@ def degenerate_lines(n: int, directions, *, generator: torch.Generator | None = 
 
     Z = s·d_J with J uniform over the m rows of ``directions`` (shape (m, p), used as given, not normalised) and
     s ~ N(0, 1). Every second moment E[ZZᵀ 1{…}] has rank ≤ m, so for m < p the matrix A_{w,w*} is singular and
-    Theorem 3.1's assumption fails.
+    Theorem 3.1's assumption fails. Used in chapters/one_neuron.md.
     """
     n = v.positive_int(n, "n")
     dtype = _dtype(dtype)
@@ -192,8 +200,9 @@ def degenerate_lines(n: int, directions, *, generator: torch.Generator | None = 
 def close_patches(n: int, k: int, sigma2: float, *, base_sigma: float = 1.0, w_star=None,
                   generator: torch.Generator | None = None, seed: int | None = None,
                   dtype: torch.dtype | None = None) -> torch.Tensor:
-    """The Fig. 3(b) law (SPEC §3.2): n samples of k close unit patches in the plane, shape (n, k, 2) (Part II,
-    Thm 4.1 and Thm 4.3: smaller σ² means closer patches, smaller L_cross and ρ).
+    """The Fig. 3(b) law: n samples of k close unit patches in the plane, shape (n, k, 2) (Part II, Thm 4.1 and
+    Thm 4.3: smaller σ² means closer patches, smaller L_cross and ρ). Defined in chapters/conv_model.md; used in
+    chapters/closeness.md and chapters/init.md.
 
     A base unit patch is drawn from :func:`angular_mixture` with σ = ``base_sigma`` (angle α to w_star, default
     e1); patch i is the unit vector at angle α + δ_i from ŵ, with δ_i i.i.d. TN(0, σ²; [−π, π)) where ``sigma2``

@@ -9,13 +9,15 @@ import numpy as np
 import torch
 
 from . import _validate as v
-from .model import loss as _loss
+from . import model
 from .train import History
 
 
 def distance_curves(ax, history: History, *, band: bool = False, label: str | None = None, color=None,
                     floor: float = 1e-16):
-    """log10 ‖w_t − w*‖/‖w*‖ against the step: one line per run, or the median and 10–90% band (``band=True``)."""
+    """log10 ‖w_t − w*‖/‖w*‖ against the step: one line per run, or the median and 10–90% band (``band=True``).
+
+    Defined in chapters/gd_gaussian.md; used in most chapters that train."""
     if not isinstance(history, History):
         raise TypeError(f"history must be a filterlib History, got {type(history).__name__}")
     y = np.log10(np.maximum(history.relative_distance, floor))
@@ -39,17 +41,17 @@ def loss_landscape_2d(ax, w_star, Z, *, extent: float = 1.6, resolution: int = 8
 
     The grid is evaluated as one batch of filters (``filterlib.loss`` with w of shape (R, 2)). ``lines``: loss
     values at which to draw level lines on top (for example [ℓ̂(0)], the boundary of Theorem 3.1's region
-    ℓ(w) < ℓ(0); chapters/init.md).
+    ℓ(w) < ℓ(0); chapters/init.md). Defined in chapters/gd_gaussian.md; used in chapters/one_neuron.md and
+    chapters/init.md.
     """
-    w_star = v.tensor(w_star, "w_star", ndim=1)
-    if w_star.shape[0] != 2:
-        raise ValueError(f"w_star must be 2-dimensional for a 2-D landscape, got shape {tuple(w_star.shape)}")
+    w_star = v.vector(w_star, "w_star")
+    v.check_size(w_star, 2, "w_star", of=" (a 2-D landscape needs 2-dimensional filters)")
     extent = v.positive_float(extent, "extent") * float(w_star.norm())
     resolution = v.positive_int(resolution, "resolution")
     axis = torch.linspace(-extent, extent, resolution, dtype=w_star.dtype, device=w_star.device)
     W1, W2 = torch.meshgrid(axis, axis, indexing="xy")
     grid = torch.stack([W1.reshape(-1), W2.reshape(-1)], dim=1)
-    values = _loss(grid, w_star, Z).reshape(resolution, resolution).cpu().numpy()
+    values = model.loss(grid, w_star, Z).reshape(resolution, resolution).cpu().numpy()
     ax.contourf(W1.cpu().numpy(), W2.cpu().numpy(), np.log10(values + 1e-12), levels=levels, cmap="Greys_r")
     if lines is not None:
         lines = np.sort(np.asarray(v.tensor(lines, "lines", ndim=(0, 1), dtype=torch.float64).cpu()).reshape(-1))
@@ -62,7 +64,9 @@ def loss_landscape_2d(ax, w_star, Z, *, extent: float = 1.6, resolution: int = 8
 
 
 def trajectories_2d(ax, history: History, *, color="tab:blue"):
-    """The iterates of 2-D runs (a history recorded with ``trajectory=True``), starts marked with dots."""
+    """The iterates of 2-D runs (a history recorded with ``trajectory=True``), starts marked with dots.
+
+    Defined in chapters/gd_gaussian.md."""
     if not isinstance(history, History) or history.trajectory is None:
         raise ValueError("history must be a filterlib History recorded with trajectory=True")
     traj = history.trajectory.reshape(len(history.step), -1, history.trajectory.shape[-1])

@@ -1,4 +1,4 @@
-"""Gradient descent and SGD over R runs at once, recording a :class:`History` (all chapters that train).
+"""Gradient descent and SGD over R runs at once, recording a :class:`History` (chapters/gd_gaussian.md onwards).
 
 Data flows one way: a sample (or a sampler) goes in, a :class:`History` comes out, and plots or widgets read
 the history. Runs are batched: ``w0`` of shape (R, p) trains R filters in one tensor computation.
@@ -14,7 +14,8 @@ import torch
 
 from . import _validate as v
 from . import config, rng
-from .model import _check_pair, _check_teacher, _forward, _labels, _loss_and_gradient, unit_angle
+from . import kernel
+from .model import unit_angle, validate
 
 StepSize = Union[float, Callable[..., float]]
 
@@ -30,6 +31,7 @@ class History:
     and ``angle`` (θ(w, w*) in radians, NaN where w = 0) have shape (len(step), R), or (len(step),) when a
     single filter of shape (p,) was trained. ``w`` is the final filter (a torch tensor on the run's device);
     ``trajectory`` holds the iterates at the recorded steps when asked for, shape (len(step), R, p).
+    Defined in chapters/gd_gaussian.md; every chapter that trains reads one.
     """
 
     step: np.ndarray
@@ -43,11 +45,13 @@ class History:
 
     @property
     def relative_distance(self) -> np.ndarray:
-        """‖w − w*‖ / ‖w*‖ at each recorded step."""
+        """‖w − w*‖ / ‖w*‖ at each recorded step (plotted from chapters/gd_gaussian.md on)."""
         return self.distance / float(self.w_star.norm())
 
     def steps_to(self, eps: float) -> np.ndarray:
-        """First recorded step at which ‖w − w*‖ ≤ eps·‖w*‖, per run (``np.inf`` where it never happens)."""
+        """First recorded step at which ‖w − w*‖ ≤ eps·‖w*‖, per run (``np.inf`` where it never happens).
+
+        Used in chapters/rate.md and chapters/sgd.md."""
         eps = v.positive_float(eps, "eps")
         reached = self.relative_distance.reshape(len(self.step), -1) <= eps
         first = np.where(reached.any(axis=0), self.step[reached.argmax(axis=0)].astype(float), np.inf)
@@ -83,7 +87,7 @@ def _step_rule(eta: StepSize):
 def adaptive_step(step_of_phi: Callable, w_star) -> Callable:
     """The oracle step rule η_t = step_of_phi(φ_t), φ_t = arcsin(min(1, ‖w_t − w*‖/‖w*‖)), one step per run.
 
-    Serves the remark after Theorem 3.2 (chapter *Theorem 3.2 and the learning rate*): the allowed step grows as
+    Defined in chapters/rate.md, for the remark after Theorem 3.2: the allowed step grows as
     the iterate approaches w*. ``step_of_phi`` maps an array of angles to an array of steps. It needs w*, so it
     is a diagnostic, not a practical method.
     """
@@ -103,6 +107,7 @@ def two_stage_step(eta_small: float, eta_large: float, loss: Callable, w_star, *
     """Warm-up (He et al. 2016): ``eta_small`` until a run's loss fell by ``drop``×, then ``eta_large`` for good.
 
     ``loss(w, w_star)`` gives the loss of each run, shape (R,). The switch is per run and never reverts.
+    Defined in chapters/rate.md (the warm-up learning rate after Theorem 3.2).
     """
     eta_small, eta_large = v.positive_float(eta_small, "eta_small"), v.positive_float(eta_large, "eta_large")
     drop = v.positive_float(drop, "drop")
@@ -120,8 +125,9 @@ def two_stage_step(eta_small: float, eta_large: float, loss: Callable, w_star, *
     return rule
 
 
-class _Recorder:
-    """Keeps the recorded rows on the run's device and copies them to the CPU once, at the end.
+class Recorder:
+    """Keeps the recorded rows on the run's device and copies them to the CPU once, at the end: the recorder of
+    every training loop here (chapters/gd_gaussian.md), whose deferred checks chapters/performance.md explains.
 
     On the CPU a non-finite loss raises at once. On a GPU, checking every record would stop the GPU at each one
     (a host sync), so finiteness is checked every ``SYNC_EVERY`` records and at the end; the error still names
@@ -195,9 +201,9 @@ def _prepare(w0, w_star, Z_like, steps, record_every):
     if record_every is None:
         record_every = max(1, steps // 1000)
     record_every = v.positive_int(record_every, "record_every")
-    w, Z_like = _check_pair(w, Z_like, w_name="w0")
+    w, Z_like = validate(w, Z_like, w_name="w0")
     v.nonzero_rows(w, "w0")         # θ(w0, w*), recorded in the history, does not exist at w0 = 0
-    w_star = _check_teacher(w_star, Z_like)
+    w_star = v.vector(w_star, "w_star", like=Z_like)
     return w, w_star, steps, record_every, single
 
 
@@ -209,19 +215,20 @@ def gradient_descent(w0, w_star, Z, eta: StepSize, steps: int, *, record_every: 
     positive number, a schedule ``eta(t)`` (e.g. the warm-up of Theorem 3.2's remark), or a rule ``eta(t, w)``
     of the step and the current iterates (R, p) returning a number or one step per run (an oracle step η(φ_t)).
     Records loss, ‖w − w*‖ and θ(w, w*) every ``record_every`` steps (default: about 1000 records).
-    Raises ``FloatingPointError`` naming the step if the loss becomes non-finite.
+    Raises ``FloatingPointError`` naming the step if the loss becomes non-finite. Defined in
+    chapters/gd_gaussian.md; used in chapters/one_neuron.md, chapters/rate.md and chapters/conv_model.md.
     """
     w, w_star, steps, record_every, single = _prepare(w0, w_star, Z, steps, record_every)
     Z = v.tensor(Z, "Z", ndim=3)
     step = _step_rule(eta)
-    f_star = _labels(w_star, Z)
-    rec = _Recorder(w_star, steps, record_every, trajectory, single)
+    f_star = kernel.labels(w_star, Z)
+    rec = Recorder(w_star, steps, record_every, trajectory, single)
     for t in _progress(steps, progress, "GD"):
-        loss, grad = _loss_and_gradient(w, Z, f_star)
+        loss, grad = kernel.loss_and_gradient(w, Z, f_star)
         if rec.due(t):
             rec.add(t, w, loss)
         w = w - step(t, w) * grad
-    rec.add(steps, w, _loss_and_gradient(w, Z, f_star)[0])          # the same arithmetic as every other record
+    rec.add(steps, w, kernel.loss_and_gradient(w, Z, f_star)[0])          # the same arithmetic as every other record
     return rec.history(w, {"method": "gd", "steps": steps, "n": Z.shape[0]})
 
 
@@ -232,7 +239,7 @@ def population_gradient_descent(w0, w_star, gradient: Callable, loss: Callable, 
 
     ``gradient(w, w_star)`` and ``loss(w, w_star)`` take filters of shape (R, p) and return (R, p) and (R,),
     e.g. ``filterlib.theory.gaussian_gradient`` and ``gaussian_loss`` for Gaussian input. Everything else
-    is as in :func:`gradient_descent`.
+    is as in :func:`gradient_descent`. Used in chapters/rate.md.
     """
     if not (callable(gradient) and callable(loss)):
         raise TypeError("gradient and loss must be functions of (w, w_star)")
@@ -240,15 +247,14 @@ def population_gradient_descent(w0, w_star, gradient: Callable, loss: Callable, 
     single = w0.dim() == 1
     w = (w0.unsqueeze(0) if single else w0).clone()
     w_star = v.tensor(w_star, "w_star", ndim=1, dtype=w.dtype, device=w.device)
-    if w.shape[-1] != w_star.shape[0]:
-        raise ValueError(f"w0 must have size p={w_star.shape[0]} in its last dimension, got shape {tuple(w0.shape)}")
+    v.check_size(w0, w_star.shape[0], "w0", of=" (the size of w_star)")
     v.nonzero_rows(w, "w0")
     v.nonzero_rows(w_star, "w_star")
     steps = v.nonneg_int(steps, "steps")
     record_every = v.positive_int(record_every if record_every is not None else max(1, steps // 1000),
                                   "record_every")
     step = _step_rule(eta)
-    rec = _Recorder(w_star, steps, record_every, trajectory, single)
+    rec = Recorder(w_star, steps, record_every, trajectory, single)
     for t in _progress(steps, progress, "GD"):
         if rec.due(t):
             rec.add(t, w, loss(w, w_star))
@@ -273,6 +279,8 @@ def sgd(w0, w_star, data, eta: StepSize, steps: int, *, batch_size: int = 1, see
     much as a whole step. The default is 1 on the CPU (step by step) and, on a GPU, as many steps as fit in
     ``DRAW_BLOCK_ELEMENTS`` numbers (at most 1024 steps). The minibatches are fresh and independent either way,
     but the random stream, so the exact numbers, depends on ``draw_block``.
+
+    Defined in chapters/sgd.md; used in chapters/rate.md (Fig. 3(a)), chapters/closeness.md and chapters/mnist.md.
     """
     g = rng.resolve_generator(generator, seed)
     batch_size = v.positive_int(batch_size, "batch_size")
@@ -288,7 +296,10 @@ def sgd(w0, w_star, data, eta: StepSize, steps: int, *, batch_size: int = 1, see
     else:
         Z = v.tensor(data, "data", ndim=3)
         n = Z.shape[0]
-        monitor = Z if n <= monitor_size else Z[torch.randperm(n, generator=g, device=g.device)[:monitor_size].to(Z.device)]
+        if n <= monitor_size:
+            monitor = Z
+        else:
+            monitor = Z[torch.randperm(n, generator=g, device=g.device)[:monitor_size].to(Z.device)]
 
         def draw(m):
             return Z[torch.randint(n, (m,), generator=g, device=g.device).to(Z.device)]
@@ -299,18 +310,18 @@ def sgd(w0, w_star, data, eta: StepSize, steps: int, *, batch_size: int = 1, see
     if draw_block is None:
         draw_block = 1 if w.device.type == "cpu" else max(1, min(1024, DRAW_BLOCK_ELEMENTS // per_step))
     draw_block = v.positive_int(draw_block, "draw_block")
-    f_mon = _forward(w_star, monitor)
-    rec = _Recorder(w_star, steps, record_every, trajectory, single)
+    f_mon = kernel.outputs(w_star, monitor)
+    rec = Recorder(w_star, steps, record_every, trajectory, single)
     block, used = None, draw_block
     for t in _progress(steps, progress, "SGD"):
         if rec.due(t):
-            rec.add(t, w, _loss_and_gradient(w, monitor, f_mon, need_gradient=False)[0])
+            rec.add(t, w, kernel.loss_and_gradient(w, monitor, f_mon, need_gradient=False)[0])
         if used == draw_block:                                  # the next draw_block steps (fewer at the end)
             size = min(draw_block, steps - t)
             block, used = draw(size * R * batch_size).reshape(size, R, batch_size, *monitor.shape[1:]), 0
         Zb = block[used]                                        # (R, batch_size, k, p): a minibatch per run
         used += 1
-        _, grad = _loss_and_gradient(w, Zb, _labels(w_star, Zb))
+        _, grad = kernel.loss_and_gradient(w, Zb, kernel.labels(w_star, Zb))
         w = w - step(t, w) * grad
-    rec.add(steps, w, _loss_and_gradient(w, monitor, f_mon, need_gradient=False)[0])
+    rec.add(steps, w, kernel.loss_and_gradient(w, monitor, f_mon, need_gradient=False)[0])
     return rec.history(w, {"method": "sgd", "steps": steps, "batch_size": batch_size})

@@ -16,7 +16,9 @@ from . import _validate as v
 
 
 def figure_png(fig, dpi: int = 80) -> bytes:
-    """Render a matplotlib figure to PNG bytes and close it (so the notebook does not also show it)."""
+    """Render a matplotlib figure to PNG bytes and close it (so the notebook does not also show it).
+
+    The frames of :func:`slider` (chapters/gd_gaussian.md)."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
@@ -43,6 +45,8 @@ def slider(fn: Callable, values: Sequence, *, name: str = "value", fmt="{:g}", s
     index. By default every figure is computed now and the slider is ``jslink``-ed to a ``Stack`` of PNG
     images, so it works in the static HTML book with no kernel. ``live=True`` computes figures on demand in
     the kernel instead (an ``Output`` redrawn on each move; use it in Jupyter for long value lists).
+    Defined in chapters/gd_gaussian.md; used in chapters/smoothness.md, chapters/rate.md, chapters/closeness.md
+    and chapters/mnist.md.
     """
     if not callable(fn):
         raise TypeError(f"fn must be a function of one parameter returning a matplotlib figure, got {fn!r}")

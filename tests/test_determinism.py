@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 import filterlib as fl
-from filterlib import distributions, init, theory
+from filterlib import distributions, initialization, theory
 
 ROOT = Path(__file__).resolve().parent.parent
 f64 = torch.float64
@@ -22,7 +22,7 @@ def test_same_seed_same_numbers_on_cpu():
     def run():
         Z = distributions.close_patches(2_000, 5, 0.1, seed=3, dtype=f64)
         w_star = torch.tensor([1.0, 0.0], dtype=f64)
-        w0 = init.ball(8, 2, 0.9, seed=4, dtype=f64) + w_star
+        w0 = initialization.ball(8, 2, 0.9, seed=4, dtype=f64) + w_star
         gd = fl.gradient_descent(w0, w_star, Z, eta=0.1, steps=50, progress=False)
         sgd = fl.sgd(w0, w_star, lambda m, g: distributions.angular_mixture(m, 1.0, generator=g, dtype=f64),
                      eta=0.05, steps=50, batch_size=2, seed=5, progress=False)

@@ -1,4 +1,5 @@
-"""The fused, chunked gradient kernel (issue 7) and the fast paths of SGD: exact against autograd and the plain formula.
+"""filterlib.kernel, the fused, chunked gradient pass (chapters/performance.md), and the fast paths of SGD: exact
+against autograd and the plain formula.
 
 The tensors live on ``filterlib.device()``, so ``FILTERLIB_DEVICE=cuda pytest tests/test_kernel.py`` checks the
 same on a GPU (benchmarks/gpu_check.py does that); the default (tests/conftest.py) is the CPU.
@@ -8,14 +9,14 @@ import pytest
 import torch
 
 import filterlib as fl
-from filterlib import distributions, model, train
+from filterlib import distributions, kernel, train
 
 f64 = torch.float64
 DEV = fl.device()
 
 
 def reference(w, w_star, Z):
-    """Loss and gradient from the formula, over the whole sample at once (the implementation before issue 7)."""
+    """Loss and gradient from the formula, over the whole sample at once (the implementation before the fused pass)."""
     W = w if w.dim() == 2 else w.unsqueeze(0)
     pre = torch.einsum("nkp,rp->rnk", Z, W) if Z.dim() == 3 else torch.einsum("rnkp,rp->rnk", Z, W)
     f_star = torch.relu(Z @ w_star).mean(dim=-1)
@@ -46,8 +47,8 @@ def small_chunks(monkeypatch):
     """Chunks of a few examples (about 7 for the samples below), so every test spans many chunks, the last ragged."""
     def set_examples(k, p, R, examples=7, itemsize=8):
         budget = examples * k * (p + R) * itemsize
-        monkeypatch.setattr(model, "CHUNK_BYTES", budget)
-        monkeypatch.setattr(model, "CUDA_CHUNK_BYTES", budget)
+        monkeypatch.setattr(kernel, "CHUNK_BYTES", budget)
+        monkeypatch.setattr(kernel, "CUDA_CHUNK_BYTES", budget)
     return set_examples
 
 
@@ -55,13 +56,13 @@ def small_chunks(monkeypatch):
 def test_chunked_gradient_equals_formula_and_autograd(small_chunks, n, k, p, R):
     Z, w_star, W = sample(n, k, p, R, seed=n + k)
     small_chunks(k, p, R)
-    chunk = model._chunk_examples(k, p, R, Z)
+    chunk = kernel.chunk_examples(k, p, R, Z)
     assert chunk < n and n % chunk != 0                              # several chunks, the last one ragged
     grad = fl.gradient(W, w_star, Z)
     loss, ref = reference(W, w_star, Z)
     torch.testing.assert_close(grad, ref, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(grad, autograd(W, w_star, Z), rtol=1e-10, atol=1e-13)
-    fused_loss, fused_grad = model._loss_and_gradient(W, Z, model._labels(w_star, Z))
+    fused_loss, fused_grad = kernel.loss_and_gradient(W, Z, kernel.labels(w_star, Z))
     torch.testing.assert_close(fused_loss, loss, rtol=1e-12, atol=1e-16)
     torch.testing.assert_close(fused_grad, grad)
 
@@ -70,8 +71,8 @@ def test_chunk_size_does_not_change_the_result(monkeypatch):
     Z, w_star, W = sample(101, 9, 5, 4, seed=5)
     results = []
     for budget in (1, 9 * 9 * 8 * 10, 2**30):                      # one example per chunk, 10, everything
-        monkeypatch.setattr(model, "CHUNK_BYTES", budget)
-        monkeypatch.setattr(model, "CUDA_CHUNK_BYTES", budget)
+        monkeypatch.setattr(kernel, "CHUNK_BYTES", budget)
+        monkeypatch.setattr(kernel, "CUDA_CHUNK_BYTES", budget)
         results.append(fl.gradient(W, w_star, Z))
     for other in results[1:]:
         torch.testing.assert_close(other, results[0], rtol=1e-13, atol=1e-15)
@@ -81,14 +82,29 @@ def test_result_does_not_depend_on_the_thread_count():
     Z, w_star, W = sample(400, 16, 9, 8, seed=6)
     threads = torch.get_num_threads()
     try:
-        results = []
+        results, residuals = [], []
         for count in (1, 2, 3):
             torch.set_num_threads(count)
             results.append(fl.gradient(W, w_star, Z))
+            residuals.append(kernel.residual_pass(W, w_star, Z))
             assert torch.get_num_threads() == count                  # the kernel leaves the setting as it was
     finally:
         torch.set_num_threads(threads)
     assert all(torch.equal(r, results[0]) for r in results[1:])
+    assert all(torch.equal(r[0], residuals[0][0]) and torch.equal(r[1], residuals[0][1]) for r in residuals[1:])
+
+
+@pytest.mark.parametrize("R", [1, 5, 16, 20])
+def test_fused_outputs_equal_the_plain_outputs(small_chunks, R):
+    """The outputs mode of the fused pass against kernel.outputs (the plain expression), over many chunks; the
+    labels are the fused pass of the teacher alone."""
+    Z, w_star, W = sample(53, 6, 4, R, seed=R)
+    small_chunks(6, 4, R)
+    f, none = kernel.fused_pass(W, Z)
+    assert none is None and f.shape == (53, R)
+    torch.testing.assert_close(f, kernel.outputs(W, Z).t(), rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(kernel.outputs(W, Z), fl.forward(W, Z), rtol=0, atol=0)
+    assert torch.equal(kernel.labels(w_star, Z), kernel.fused_pass(w_star[None], Z)[0][:, 0])
 
 
 def test_single_filter_and_R_equal_1(small_chunks):
@@ -105,7 +121,7 @@ def test_gradient_at_the_teacher_is_exactly_zero_across_chunks(small_chunks):
     Z, w_star, _ = sample(50, 5, 4, 1, seed=4)
     small_chunks(5, 4, 1)
     assert fl.gradient(w_star, w_star, Z).abs().max() == 0
-    loss, _ = model._loss_and_gradient(w_star, Z, model._labels(w_star, Z))
+    loss, _ = kernel.loss_and_gradient(w_star, Z, kernel.labels(w_star, Z))
     assert loss == 0
 
 
@@ -144,7 +160,7 @@ def test_gd_from_the_teacher_stays_there():
 def test_deferred_finiteness_check_names_the_first_bad_step():
     """On a GPU the recorder checks the loss in batches; the error must still name the first non-finite step."""
     w_star = torch.ones(2, dtype=f64, device=DEV)
-    rec = train._Recorder(w_star, steps=10, record_every=1, trajectory=False, single=False)
+    rec = train.Recorder(w_star, steps=10, record_every=1, trajectory=False, single=False)
     rec.deferred = True
     w = torch.zeros(3, 2, dtype=f64, device=DEV)
     for t, value in enumerate([1.0, 0.5, float("nan"), float("inf")]):

@@ -70,7 +70,7 @@ def test_gradient_matches_autograd(k, p):
 
 
 def test_gradient_matches_gaussian_closed_form():
-    """Non-overlapping Gaussian patches: population gradient of SPEC §4 item 7 (Tian 2017 + cross-patch term)."""
+    """Non-overlapping Gaussian patches: the population gradient in closed form (Tian 2017 + cross-patch term)."""
     k, p = 3, 4
     g = fl.generator(3, "cpu")
     Z = distributions.gaussian(400_000, k, p, generator=g, dtype=f64)

@@ -49,7 +49,7 @@ def test_bad_input(run2d):
     no_traj = fl.gradient_descent(h.w, w_star, Z, eta=1.0, steps=2)
     with pytest.raises(ValueError, match="trajectory=True"):
         plots.trajectories_2d(ax, no_traj)
-    with pytest.raises(ValueError, match="w_star must be 2-dimensional"):
+    with pytest.raises(ValueError, match="w_star must have size p=2 .*2-D landscape"):
         plots.loss_landscape_2d(ax, torch.ones(3), Z)
     plt.close("all")
 

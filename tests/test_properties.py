@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import filterlib as fl
-from filterlib import data, distributions, init, theory
+from filterlib import data, distributions, initialization, theory
 
 SETTINGS = settings(max_examples=int(__import__("os").environ.get("FILTERLIB_HYPOTHESIS_EXAMPLES", 40)), deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -180,9 +180,10 @@ def test_samplers(n, k, p, s):
 @SETTINGS
 @given(m=SIZES, p=SIZES, a=REALS, q=REALS)
 def test_initialisation(m, p, a, q):
-    for call in (lambda: init.ball(m, p, a, seed=0), lambda: init.sphere(m, p, a, seed=0),
-                 lambda: init.success_probability_ball(p, a), lambda: init.success_probability_sphere(p, a),
-                 lambda: init.theorem_4_4_bound(p, a), lambda: init.restart_success(q, m)):
+    for call in (lambda: initialization.ball(m, p, a, seed=0), lambda: initialization.sphere(m, p, a, seed=0),
+                 lambda: initialization.success_probability_ball(p, a),
+                 lambda: initialization.success_probability_sphere(p, a),
+                 lambda: initialization.theorem_4_4_bound(p, a), lambda: initialization.restart_success(q, m)):
         check(call)
 
 

@@ -1,12 +1,13 @@
-"""filterlib.model.relative_loss (Fig. 3(c)/(d), Fig. 5): a hand computation, its link to the loss, batching,
-scale invariance, the exact fit (−inf, never NaN), chunking and input checks."""
+"""filterlib.model.relative_loss (Fig. 3(c)/(d), Fig. 5; chapters/mnist.md): a hand computation, its link to the
+loss, batching, scale invariance, the exact fit (−inf, never NaN, also in a batch), the residual-only pass of
+filterlib.kernel, chunking and input checks."""
 import math
 
 import pytest
 import torch
 
 import filterlib as fl
-from filterlib import distributions, model
+from filterlib import distributions, kernel, model
 
 f64 = torch.float64
 
@@ -59,18 +60,68 @@ def test_scale_invariance(sample):
 def test_exact_fit_is_minus_infinity_not_nan(sample):
     Z, w_star, W = sample
     assert model.relative_loss(w_star, w_star, Z).item() == -math.inf
-    # In a batch the student's outputs come from another kernel than the teacher's, so w = w* may give a
-    # rounding-level error (RL ≈ −30 in float64) rather than exactly −inf; never NaN either way.
-    both = model.relative_loss(torch.stack([w_star, W[0]]), w_star, Z)
-    assert both[0].item() < -25 and math.isfinite(both[1].item())
+    both = model.relative_loss(torch.stack([w_star, W[0]]), w_star, Z)   # in a batch too
+    assert both[0].item() == -math.inf and math.isfinite(both[1].item())
     assert not bool(torch.isnan(both).any())
 
 
-def test_chunked_sum_matches_one_pass(sample, monkeypatch):
+@pytest.mark.parametrize("dtype", [torch.float32, f64])
+def test_a_filter_equal_to_the_teacher_has_residual_exactly_zero(dtype):
+    """For every batch size R = 1..40 (both layouts of the pre-activations, R < and ≥ ROW_LAYOUT_MIN_R), w* at
+    several positions in the batch, shared and per-run samples, float32 and float64: RL = −inf exactly there."""
+    g = fl.generator(5, "cpu")
+    Z = distributions.gaussian(300, 4, 7, generator=g, dtype=dtype)
+    w_star = torch.randn(7, generator=g, dtype=dtype)
+    assert kernel.ROW_LAYOUT_MIN_R < 40
+    for R in range(1, 41):
+        W = w_star + 0.5 * torch.randn(R, 7, generator=g, dtype=dtype)
+        at = torch.arange(R) % 3 == (R % 3)                                # w* at about a third of the positions
+        at[R - 1] = True                                                   # and at the last one
+        W[at] = w_star
+        sse, y = kernel.residual_pass(W, w_star, Z)
+        assert bool((sse[at] == 0).all()) and bool((sse[~at] > 0).all()), R
+        rl = model.relative_loss(W, w_star, Z)
+        assert bool((rl[at] == -math.inf).all()) and bool(torch.isfinite(rl[~at]).all()), R
+        if R % 7 == 0:                                                     # per-run samples
+            Zr = distributions.gaussian(R * 30, 4, 7, generator=g, dtype=dtype).reshape(R, 30, 4, 7)
+            rl = model.relative_loss(W, w_star, Zr)
+            assert bool((rl[at] == -math.inf).all()) and bool(torch.isfinite(rl[~at]).all()), R
+
+
+def test_residual_pass_matches_the_plain_formula(small_chunks):
+    """The residuals summed patch by patch agree with f(w, Z) − f(w*, Z) to rounding, on many ragged chunks."""
+    g = fl.generator(6, "cpu")
+    Z = distributions.gaussian(203, 9, 5, generator=g, dtype=f64)
+    w_star = torch.randn(5, generator=g, dtype=f64)
+    small_chunks()
+    for R in (1, 3, 16, 21):
+        W = torch.randn(R, 5, generator=g, dtype=f64)
+        assert kernel.chunk_examples(9, 5, R, Z) < 203
+        sse, y = kernel.residual_pass(W, w_star, Z)
+        y_plain = torch.relu(Z @ w_star).mean(dim=-1)
+        resid = torch.relu(torch.einsum("nkp,rp->rnk", Z, W)).mean(dim=-1) - y_plain
+        torch.testing.assert_close(y, y_plain, rtol=1e-14, atol=1e-15)
+        torch.testing.assert_close(sse, (resid * resid).sum(dim=-1), rtol=1e-12, atol=0)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of a few examples, so that a pass spans many chunks, the last one ragged."""
+    def set_small():
+        monkeypatch.setattr(kernel, "CHUNK_BYTES", 1000)
+        monkeypatch.setattr(kernel, "MIN_CHUNK_BYTES", 1000)
+        monkeypatch.setattr(kernel, "PER_RUN_CHUNK_ELEMENTS", 50)         # 4 runs × 3 patches: 4 inputs a chunk
+    return set_small
+
+
+def test_chunked_sum_matches_one_pass(sample, small_chunks):
     Z, w_star, W = sample
-    whole = model.relative_loss(W, w_star, Z)
-    monkeypatch.setattr(model, "_RL_CHUNK_ELEMENTS", 50)                  # 4 runs × 3 patches: 4 inputs a chunk
+    per_run = torch.stack([Z, Z.flip(0), Z[:, [2, 0, 1]], 2 * Z])
+    whole, whole_per_run = model.relative_loss(W, w_star, Z), model.relative_loss(W, w_star, per_run)
+    small_chunks()
+    assert kernel.chunk_examples(3, 5, 4, Z) < 400
     torch.testing.assert_close(model.relative_loss(W, w_star, Z), whole, rtol=1e-12, atol=0)
+    torch.testing.assert_close(model.relative_loss(W, w_star, per_run), whole_per_run, rtol=1e-12, atol=0)
 
 
 def test_zero_mean_label_is_a_clear_error():

@@ -34,7 +34,7 @@ PAGES = [p for p in ms.toc_pages(TOC) if (ROOT / f"{p}.md").exists()]
 NOTEBOOKS = [p for p in PAGES if ms.is_notebook((ROOT / f"{p}.md").read_text())]
 APPENDIX = {c["file"] for part in TOC["parts"] if part.get("caption") == "Appendix" for c in part["chapters"]}
 CHAPTERS = [p for p in NOTEBOOKS if p not in APPENDIX]
-# chapters whose exercises include a code answer checked by filterlib.checks (issue 6)
+# chapters whose exercises include a code answer checked by filterlib.selfcheck
 SELF_CHECKED = ["gd_gaussian", "one_neuron", "smoothness", "rate", "conv_model", "closeness", "sgd", "init"]
 HTML_CHAPTER = "gd_gaussian"          # the quickest chapter to execute: the one-chapter student book uses it
 
@@ -158,7 +158,7 @@ def test_chapters_with_self_checked_answers():
     assert not missing, f"chapters without a code answer: {missing}"
     for name, stubs in have.items():
         for stub in stubs:
-            assert re.search(r"^checks\.check_\w+\(", stub.source, re.M), f"{name}/{stub.label}: no check call"
+            assert re.search(r"^selfcheck\.check_\w+\(", stub.source, re.M), f"{name}/{stub.label}: no check call"
 
 
 def _namespace():
@@ -166,9 +166,9 @@ def _namespace():
     import torch
 
     import filterlib as fl
-    from filterlib import checks, distributions, init, theory
-    return {"np": np, "torch": torch, "fl": fl, "checks": checks, "distributions": distributions, "init": init,
-            "theory": theory}
+    from filterlib import distributions, initialization, selfcheck, theory
+    return {"np": np, "torch": torch, "fl": fl, "selfcheck": selfcheck, "distributions": distributions,
+            "initialization": initialization, "theory": theory}
 
 
 def marked_cells(page: str) -> list[tuple[str, str]]:

@@ -11,7 +11,7 @@ marked code cells. A code cell is marked by an answer region:
         ...
         # END SOLUTION
 
-    checks.check_gd_step(gd_step)
+    selfcheck.check_gd_step(gd_step)
 
 In the stub the region becomes ``raise NotImplementedError("<exercise label>: <hint>")`` at the indentation of
 the BEGIN line; the lines outside the region (the header, the docstring, the check call) stay. The stub cell is

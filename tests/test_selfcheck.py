@@ -1,4 +1,4 @@
-"""filterlib.checks: the students' self-checks pass right answers, fail wrong ones clearly, and are deterministic."""
+"""filterlib.selfcheck: the students' self-checks pass right answers, fail wrong ones clearly, and are deterministic."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import filterlib as fl
-from filterlib import checks, init, model, theory, train
+from filterlib import initialization, model, selfcheck, theory, train
 
 ROOT = Path(__file__).resolve().parent.parent
 F64 = torch.float64
@@ -89,24 +89,24 @@ RIGHT = {
 
 
 def test_every_check_has_a_right_answer_here():
-    assert set(RIGHT) == {name for name in checks.__all__ if name.startswith("check_")}
-    assert set(RIGHT) == set(checks._CHECK_NAMES)
+    assert set(RIGHT) == {name for name in selfcheck.__all__ if name.startswith("check_")}
+    assert set(RIGHT) == set(selfcheck._CHECK_NAMES)
 
 
 @pytest.mark.parametrize("name", sorted(RIGHT))
 def test_right_answers_pass_with_one_line_on_stdout(name, capsys):
-    getattr(checks, name)(RIGHT[name])
+    getattr(selfcheck, name)(RIGHT[name])
     out, err = capsys.readouterr()
     assert err == ""
     assert re.fullmatch(rf"✓ {name}: passed \d+ cases \(.+\)\n", out), out
-    getattr(checks, name)(RIGHT[name])
+    getattr(selfcheck, name)(RIGHT[name])
     assert capsys.readouterr().out == out                                    # deterministic
 
 
 @pytest.mark.parametrize("name", sorted(RIGHT))
 def test_the_checks_accept_filterlibs_own_functions(name, monkeypatch, capsys):
     """With the ban on calling the reference lifted, the reference itself passes (the plumbing is right)."""
-    monkeypatch.setattr(checks, "_forbid", lambda *a: __import__("contextlib").nullcontext())
+    monkeypatch.setattr(selfcheck, "_forbid", lambda *a: __import__("contextlib").nullcontext())
     own = {
         "check_forward": model.forward,
         "check_loss": model.loss,
@@ -117,9 +117,9 @@ def test_the_checks_accept_filterlibs_own_functions(name, monkeypatch, capsys):
         "check_rho": theory.rho,
         "check_sgd_step": lambda w, ws, Z, eta, b, g: train.sgd(w, ws, Z, eta, 1, batch_size=b, generator=g,
                                                                 monitor_size=Z.shape[0]).w,
-        "check_ball_sampler": lambda m, p, r, g: init.ball(m, p, r, generator=g, dtype=F64),
+        "check_ball_sampler": lambda m, p, r, g: initialization.ball(m, p, r, generator=g, dtype=F64),
     }[name]
-    getattr(checks, name)(own)
+    getattr(selfcheck, name)(own)
     assert capsys.readouterr().out.startswith(f"✓ {name}: passed")
 
 
@@ -160,31 +160,31 @@ WRONG = [
 
 @pytest.mark.parametrize("name, fn, says", WRONG, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(WRONG)])
 def test_wrong_answers_fail_on_the_first_bad_case_with_its_inputs(name, fn, says, capsys):
-    with pytest.raises(checks.CheckFailed) as info:
-        getattr(checks, name)(fn)
+    with pytest.raises(selfcheck.CheckFailed) as info:
+        getattr(selfcheck, name)(fn)
     message = str(info.value)
     assert message.startswith(f"✗ {name}: case ") and "inputs:" in message
-    assert f"checks.inputs('{name}', " in message
+    assert f"selfcheck.inputs('{name}', " in message
     if says == "global RNG":
         assert "generator" in message and "global" in message
     else:
         assert says in message, message
-    with pytest.raises(checks.CheckFailed) as again:
-        getattr(checks, name)(fn)
+    with pytest.raises(selfcheck.CheckFailed) as again:
+        getattr(selfcheck, name)(fn)
     if says != "global RNG":
         assert str(again.value) == message                                     # deterministic
     assert "✓" not in capsys.readouterr().out
 
 
 def test_the_message_names_the_first_failing_case_and_its_values():
-    with pytest.raises(checks.CheckFailed) as info:
-        checks.check_forward(lambda w, Z: torch.relu(Z @ w).sum(dim=-1))
+    with pytest.raises(selfcheck.CheckFailed) as info:
+        selfcheck.check_forward(lambda w, Z: torch.relu(Z @ w).sum(dim=-1))
     message = str(info.value)
     index = int(re.search(r"case (\d+) of", message).group(1))
-    w, Z = checks.inputs("check_forward", index)
+    w, Z = selfcheck.inputs("check_forward", index)
     assert Z.shape[1] > 1                                 # the k = 1 cases pass: sum and mean agree there
     for i in range(1, index):
-        assert checks.inputs("check_forward", i)[1].shape[1] == 1
+        assert selfcheck.inputs("check_forward", i)[1].shape[1] == 1
     assert f"Z = shape {tuple(Z.shape)}" in message
     assert "expected:" in message and "got:" in message and "largest difference" in message
 
@@ -193,8 +193,8 @@ def test_no_reference_code_in_any_message():
     messages = []
     for name, fn, _ in WRONG:
         try:
-            getattr(checks, name)(fn)
-        except checks.CheckFailed as exc:
+            getattr(selfcheck, name)(fn)
+        except selfcheck.CheckFailed as exc:
             messages.append(str(exc))
             assert exc._render_traceback_()[0].startswith("CheckFailed: ✗")
     text = "\n".join(messages)
@@ -210,80 +210,80 @@ def test_not_implemented_propagates_unchanged():
 
     for name in RIGHT:
         with pytest.raises(NotImplementedError) as info:
-            getattr(checks, name)(stub)
+            getattr(selfcheck, name)(stub)
         assert info.value is error and str(info.value) == "ex-label: a hint"
 
 
 def test_calling_the_function_to_be_written_is_refused_and_restored():
     original = fl.gradient
-    with pytest.raises(checks.CheckFailed, match="calls filterlib.model.gradient"):
-        checks.check_gd_step(lambda w, ws, Z, eta: w - eta * fl.gradient(w, ws, Z))
+    with pytest.raises(selfcheck.CheckFailed, match="calls filterlib.model.gradient"):
+        selfcheck.check_gd_step(lambda w, ws, Z, eta: w - eta * fl.gradient(w, ws, Z))
     assert fl.gradient is original and model.gradient is original and train.sgd is not None
-    with pytest.raises(checks.CheckFailed, match="calls filterlib.model.forward"):
-        checks.check_forward(lambda w, Z: fl.forward(w, Z))
+    with pytest.raises(selfcheck.CheckFailed, match="calls filterlib.model.forward"):
+        selfcheck.check_forward(lambda w, Z: fl.forward(w, Z))
     assert fl.forward is model.forward
-    with pytest.raises(checks.CheckFailed, match="calls filterlib.theory.A_matrices"):
-        checks.check_population_gradient(
+    with pytest.raises(selfcheck.CheckFailed, match="calls filterlib.theory.A_matrices"):
+        selfcheck.check_population_gradient(
             lambda w, ws, Z: sum(theory.A_matrices(w, ws, Z)) @ w - theory.A_matrices(w, ws, Z)[0] @ ws)
-    with pytest.raises(checks.CheckFailed, match="calls filterlib.init.ball"):
-        checks.check_ball_sampler(lambda m, p, r, g: init.ball(m, p, r, generator=g))
+    with pytest.raises(selfcheck.CheckFailed, match="calls filterlib.initialization.ball"):
+        selfcheck.check_ball_sampler(lambda m, p, r, g: initialization.ball(m, p, r, generator=g))
 
 
 def test_other_mistakes_have_their_own_message(capsys):
-    with pytest.raises(checks.CheckFailed, match="returned None"):
-        checks.check_forward(lambda w, Z: None)
-    with pytest.raises(checks.CheckFailed, match=r"shape \(7,\), got shape \(7, 1\).*reshape"):
-        checks.check_forward(lambda w, Z: forward(w, Z)[:, None])
+    with pytest.raises(selfcheck.CheckFailed, match="returned None"):
+        selfcheck.check_forward(lambda w, Z: None)
+    with pytest.raises(selfcheck.CheckFailed, match=r"shape \(7,\), got shape \(7, 1\).*reshape"):
+        selfcheck.check_forward(lambda w, Z: forward(w, Z)[:, None])
 
     def in_place(w, w_star, Z, eta):
         w -= eta * (gd_step(w.clone(), w_star, Z, 1.0) - w) * -1
         return w
-    with pytest.raises(checks.CheckFailed, match="changed its input `w` in place"):
-        checks.check_gd_step(in_place)
-    with pytest.raises(checks.CheckFailed, match="float32"):
-        checks.check_forward(lambda w, Z: 1.5 * forward(w, Z).float())
+    with pytest.raises(selfcheck.CheckFailed, match="changed its input `w` in place"):
+        selfcheck.check_gd_step(in_place)
+    with pytest.raises(selfcheck.CheckFailed, match="float32"):
+        selfcheck.check_forward(lambda w, Z: 1.5 * forward(w, Z).float())
     with pytest.raises(TypeError, match="your function itself"):
-        checks.check_forward(forward(torch.ones(2, dtype=F64), torch.ones(3, 1, 2, dtype=F64)))
+        selfcheck.check_forward(forward(torch.ones(2, dtype=F64), torch.ones(3, 1, 2, dtype=F64)))
     # a bug inside the student's function: the error is theirs, and the inputs are printed first
     with pytest.raises(RuntimeError):
-        checks.check_forward(lambda w, Z: Z @ w[:0])
+        selfcheck.check_forward(lambda w, Z: Z @ w[:0])
     assert "your function raised RuntimeError on case 1" in capsys.readouterr().out
 
 
 def test_numpy_and_float_answers_are_accepted(capsys):
-    checks.check_forward(lambda w, Z: forward(w, Z).numpy())
-    checks.check_rho(lambda Z: float(rho(Z)))
-    checks.check_gamma(gamma)                                          # returns a Python float
+    selfcheck.check_forward(lambda w, Z: forward(w, Z).numpy())
+    selfcheck.check_rho(lambda Z: float(rho(Z)))
+    selfcheck.check_gamma(gamma)                                          # returns a Python float
     assert capsys.readouterr().out.count("✓") == 3
 
 
 def test_inputs_rebuild_the_cases():
-    a = checks.inputs("check_gd_step", 2)
-    b = checks.inputs("check_gd_step", 2)
+    a = selfcheck.inputs("check_gd_step", 2)
+    b = selfcheck.inputs("check_gd_step", 2)
     assert len(a) == 4 and all(torch.equal(x, y) for x, y in zip(a[:3], b[:3])) and a[3] == b[3]
     a[0].add_(1.0)                                                       # a copy: the check's cases do not change
-    assert torch.equal(checks.inputs("check_gd_step", 2)[0], b[0])
-    assert isinstance(checks.inputs("check_rho", 1), torch.Tensor)
+    assert torch.equal(selfcheck.inputs("check_gd_step", 2)[0], b[0])
+    assert isinstance(selfcheck.inputs("check_rho", 1), torch.Tensor)
     with pytest.raises(ValueError, match="cases 1 to"):
-        checks.inputs("check_rho", 99)
+        selfcheck.inputs("check_rho", 99)
     with pytest.raises(ValueError, match="no check named"):
-        checks.inputs("check_nothing", 1)
+        selfcheck.inputs("check_nothing", 1)
 
 
 def test_cases_cover_edge_shapes():
-    shapes = {tuple(checks.inputs("check_forward", i)[1].shape) for i in range(1, 11)}
+    shapes = {tuple(selfcheck.inputs("check_forward", i)[1].shape) for i in range(1, 11)}
     assert any(s[1] == 1 for s in shapes) and any(s[2] == 1 for s in shapes) and any(s[1] > 1 for s in shapes)
-    conv = [checks.inputs("check_conv_gradient", i) for i in range(1, 11)]
+    conv = [selfcheck.inputs("check_conv_gradient", i) for i in range(1, 11)]
     assert any(torch.equal(w, ws) for w, ws, _ in conv)                 # w = w*: the gradient is 0
-    ball_ps = [checks.inputs("check_ball_sampler", i)[1] for i in range(1, 6)]
+    ball_ps = [selfcheck.inputs("check_ball_sampler", i)[1] for i in range(1, 6)]
     assert 1 in ball_ps and max(ball_ps) >= 10
 
 
 def test_sgd_step_is_one_step_of_filterlib_sgd():
     """The exercise's minibatch rule (torch.randint with the given generator) is what fl.sgd does on the CPU."""
-    w, w_star, Z, eta, b, g = checks.inputs("check_sgd_step", 2)
-    mine = sgd_step(w, w_star, Z, eta, b, checks._clone(g))
-    theirs = train.sgd(w, w_star, Z, eta, 1, batch_size=b, generator=checks._clone(g), monitor_size=Z.shape[0]).w
+    w, w_star, Z, eta, b, g = selfcheck.inputs("check_sgd_step", 2)
+    mine = sgd_step(w, w_star, Z, eta, b, selfcheck._clone(g))
+    theirs = train.sgd(w, w_star, Z, eta, 1, batch_size=b, generator=selfcheck._clone(g), monitor_size=Z.shape[0]).w
     assert torch.allclose(mine, theirs, rtol=1e-12, atol=1e-12)
 
 
@@ -299,8 +299,8 @@ def test_gamma_over_seeded_directions_is_theory_gamma():
 def test_the_instructor_page_shows_a_real_failure():
     page = (ROOT / "chapters" / "instructors.md").read_text()
     shown = re.search(r"```text\n(CheckFailed: .*?)\n```", page, re.S).group(1)
-    with pytest.raises(checks.CheckFailed) as info:
-        checks.check_gd_step(lambda w, ws, Z, eta: gd_step(w, ws, Z, 2 * eta))
+    with pytest.raises(selfcheck.CheckFailed) as info:
+        selfcheck.check_gd_step(lambda w, ws, Z, eta: gd_step(w, ws, Z, 2 * eta))
     assert shown == "\n".join(info.value._render_traceback_())
     for name in RIGHT:
-        assert f"checks.{name}" in page, f"the instructor page does not list {name}"
+        assert f"selfcheck.{name}" in page, f"the instructor page does not list {name}"

@@ -1,4 +1,4 @@
-"""filterlib.images (Part III, Fig. 3(c)/(d), Fig. 4, Fig. 5): teacher labels on real images against conv2d, starts
+"""filterlib.teacher_student (Part III, Fig. 3(c)/(d), Fig. 4, Fig. 5): teacher labels on real images against conv2d, starts
 at a given distance, the patch spectrum against numpy, the low-variance share, the relative-loss curve, the
 interpolation curve, an end-to-end SGD run on 64 MNIST images, and input checks."""
 import math
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import filterlib as fl
-from filterlib import data, images, model, theory
+from filterlib import data, model, teacher_student, theory
 
 f64 = torch.float64
 
@@ -33,7 +33,7 @@ def teachers():
 @pytest.mark.parametrize("stride,k", [(1, 576), (2, 144), (3, 64)])
 def test_teacher_labels_match_conv2d(digits, teachers, stride, k):
     for w_star in teachers.values():
-        Z, y = images.teacher_sample(digits, w_star, size=5, stride=stride)
+        Z, y = teacher_student.teacher_sample(digits, w_star, size=5, stride=stride)
         assert Z.shape == (64, k, 25) and y.shape == (64,)
         ref = F.relu(F.conv2d(digits[:, None], w_star.view(1, 1, 5, 5), stride=stride)).mean(dim=(1, 2, 3))
         torch.testing.assert_close(y, ref, rtol=1e-12, atol=1e-14)
@@ -41,23 +41,23 @@ def test_teacher_labels_match_conv2d(digits, teachers, stride, k):
 
 def test_several_teachers_share_the_patches(digits, teachers):
     W = torch.stack(list(teachers.values()))
-    Z, y = images.teacher_sample(digits, W)
+    Z, y = teacher_student.teacher_sample(digits, W)
     assert y.shape == (2, 64)
     for t, w_star in enumerate(teachers.values()):
-        torch.testing.assert_close(y[t], images.teacher_sample(digits, w_star)[1], rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(y[t], teacher_student.teacher_sample(digits, w_star)[1], rtol=1e-12, atol=1e-14)
 
 
 def test_teacher_sample_bad_input(digits, teachers):
-    with pytest.raises(ValueError, match=r"w_star must have p = 25 .*reshape\(-1\)"):
-        images.teacher_sample(digits, teachers["random"].view(5, 5)[:, :4].reshape(-1))
-    with pytest.raises(ValueError, match="w_star must have p = 9"):
-        images.teacher_sample(digits, teachers["random"], size=3)
+    with pytest.raises(ValueError, match=r"w_star must have size p=25 .*reshape\(-1\)"):
+        teacher_student.teacher_sample(digits, teachers["random"].view(5, 5)[:, :4].reshape(-1))
+    with pytest.raises(ValueError, match="w_star must have size p=9"):
+        teacher_student.teacher_sample(digits, teachers["random"], size=3)
     with pytest.raises(TypeError, match="w_star has dtype"):
-        images.teacher_sample(digits, teachers["random"].float())
+        teacher_student.teacher_sample(digits, teachers["random"].float())
     with pytest.raises(ValueError, match="images must have 3 dimensions"):
-        images.teacher_sample(digits[0], teachers["random"])
+        teacher_student.teacher_sample(digits[0], teachers["random"])
     with pytest.raises(ValueError, match="size must be a positive integer"):
-        images.teacher_sample(digits, teachers["random"], size=0)
+        teacher_student.teacher_sample(digits, teachers["random"], size=0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -67,20 +67,20 @@ def test_teacher_sample_bad_input(digits, teachers):
 def test_starts_are_at_the_requested_distance(teachers):
     w_star = teachers["gabor"]
     fractions = [1.0, 0.75, 0.5]
-    w0 = images.init_at_distance(w_star, fractions, repeats=4, seed=3)
+    w0 = teacher_student.init_at_distance(w_star, fractions, repeats=4, seed=3)
     assert w0.shape == (12, 25) and w0.dtype == f64
     dist = (w0 - w_star).norm(dim=1).reshape(3, 4) / w_star.norm()
     torch.testing.assert_close(dist, torch.tensor(fractions, dtype=f64)[:, None].expand(3, 4), rtol=1e-12, atol=0)
     directions = (w0 - w_star) / (w0 - w_star).norm(dim=1, keepdim=True)
     gram = directions @ directions.T
     assert float((gram - torch.eye(12, dtype=f64)).abs().max()) < 0.99          # every row its own direction
-    torch.testing.assert_close(images.init_at_distance(w_star, fractions, repeats=4, seed=3), w0, rtol=0, atol=0)
-    assert not torch.equal(images.init_at_distance(w_star, fractions, repeats=4, seed=4), w0)
+    torch.testing.assert_close(teacher_student.init_at_distance(w_star, fractions, repeats=4, seed=3), w0, rtol=0, atol=0)
+    assert not torch.equal(teacher_student.init_at_distance(w_star, fractions, repeats=4, seed=4), w0)
 
 
 def test_start_directions_are_uniform(teachers):
     w_star = teachers["random"]
-    u = images.init_at_distance(w_star, [1.0], repeats=4000, seed=0) - w_star
+    u = teacher_student.init_at_distance(w_star, [1.0], repeats=4000, seed=0) - w_star
     u = u / w_star.norm()
     assert float(u.mean(dim=0).abs().max()) < 0.05                             # mean 0
     torch.testing.assert_close(u.T @ u / 4000, torch.eye(25, dtype=f64) / 25, rtol=0, atol=0.01)  # covariance I/p
@@ -99,12 +99,12 @@ def test_init_at_distance_bad_input(teachers, kwargs, exc, match):
     args = dict(fractions=[1.0], seed=0)
     args.update(kwargs)
     with pytest.raises(exc, match=match):
-        images.init_at_distance(teachers["random"], **args)
+        teacher_student.init_at_distance(teachers["random"], **args)
 
 
 def test_init_at_distance_needs_a_nonzero_teacher():
     with pytest.raises(ValueError, match="w_star must be non-zero"):
-        images.init_at_distance(torch.zeros(4, dtype=f64), 0.5, seed=0)
+        teacher_student.init_at_distance(torch.zeros(4, dtype=f64), 0.5, seed=0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -117,38 +117,38 @@ def test_patch_spectrum_matches_numpy(digits):
     X = X[(X != 0).any(axis=1)]
     M = X.T @ X / X.shape[0]
     ref_values, ref_vectors = np.linalg.eigh(M)
-    values, vectors = images.patch_spectrum(Z)
+    values, vectors = teacher_student.patch_spectrum(Z)
     assert values.shape == (25,) and vectors.shape == (25, 25)
     assert bool((values[:-1] >= values[1:]).all())                             # decreasing
     np.testing.assert_allclose(values.numpy(), ref_values[::-1].clip(min=0), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(M @ vectors.numpy(), vectors.numpy() * values.numpy(), atol=1e-10)
     np.testing.assert_allclose(np.abs(vectors[:, 0].numpy()), np.abs(ref_vectors[:, -1]), atol=1e-9)
     # All patches instead of the non-zero ones: the same eigenvectors, eigenvalues scaled by the non-zero fraction.
-    all_values, _ = images.patch_spectrum(Z, skip_zero=False)
+    all_values, _ = teacher_student.patch_spectrum(Z, skip_zero=False)
     torch.testing.assert_close(all_values, values * X.shape[0] / Z.reshape(-1, 25).shape[0], rtol=1e-9, atol=1e-14)
 
 
 def test_low_variance_share(digits):
     Z = fl.patches(digits, 5)
-    values, vectors = images.patch_spectrum(Z)
+    values, vectors = teacher_student.patch_spectrum(Z)
     low = values <= 1e-2 * values[0]
     assert 0 < int(low.sum()) < 25
     g = fl.generator(1, "cpu")
     inside = vectors[:, low] @ torch.randn(int(low.sum()), generator=g, dtype=f64)
-    assert float(images.low_variance_share(inside, Z)) == pytest.approx(1.0, abs=1e-12)
-    assert float(images.low_variance_share(vectors[:, 0], Z)) == pytest.approx(0.0, abs=1e-12)
+    assert float(teacher_student.low_variance_share(inside, Z)) == pytest.approx(1.0, abs=1e-12)
+    assert float(teacher_student.low_variance_share(vectors[:, 0], Z)) == pytest.approx(0.0, abs=1e-12)
     D = torch.randn(500, 25, generator=g, dtype=f64)
-    share = images.low_variance_share(D, Z)
+    share = teacher_student.low_variance_share(D, Z)
     assert share.shape == (500,) and bool((share >= 0).all() and (share <= 1).all())
     assert float(share.mean()) == pytest.approx(int(low.sum()) / 25, abs=0.03)   # a random direction: dim/p
-    assert float(images.low_variance_share(inside, Z, threshold=1e-9)) == 0.0   # no direction that flat
+    assert float(teacher_student.low_variance_share(inside, Z, threshold=1e-9)) == 0.0   # no direction that flat
 
 
 def test_curvature_spectrum_matches_the_conv_moment(digits, teachers):
     Z = fl.patches(digits, 5)
     for w_star in teachers.values():
         H = theory.conv_moments(w_star, w_star, Z)["ZwZw"]                     # E[Z_w* Z_w*ᵀ], independently
-        values, vectors = images.curvature_spectrum(w_star, Z)
+        values, vectors = teacher_student.curvature_spectrum(w_star, Z)
         assert bool((values[:-1] >= values[1:]).all())
         np.testing.assert_allclose(values.numpy(), np.linalg.eigvalsh(H.numpy())[::-1].clip(min=0), rtol=1e-8,
                                    atol=1e-15)
@@ -160,30 +160,30 @@ def test_curvature_spectrum_matches_the_conv_moment(digits, teachers):
         # the share with w_star uses this spectrum instead of the patch moment's
         low = values <= 1e-3 * values[0]
         inside = vectors[:, low].sum(dim=1)
-        assert float(images.low_variance_share(inside, Z, w_star=w_star, threshold=1e-3)) == pytest.approx(1.0)
-        assert float(images.low_variance_share(vectors[:, 0], Z, w_star=w_star)) == pytest.approx(0.0, abs=1e-12)
+        assert float(teacher_student.low_variance_share(inside, Z, w_star=w_star, threshold=1e-3)) == pytest.approx(1.0)
+        assert float(teacher_student.low_variance_share(vectors[:, 0], Z, w_star=w_star)) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_spectrum_and_share_bad_input(digits):
     Z = fl.patches(digits, 5)
     with pytest.raises(ValueError, match="Z has no non-zero patch"):
-        images.patch_spectrum(torch.zeros(3, 4, 25, dtype=f64))
+        teacher_student.patch_spectrum(torch.zeros(3, 4, 25, dtype=f64))
     with pytest.raises(ValueError, match="Z must have 3 dimensions"):
-        images.patch_spectrum(Z[0])
+        teacher_student.patch_spectrum(Z[0])
     with pytest.raises(TypeError, match="skip_zero must be True or False"):
-        images.patch_spectrum(Z, skip_zero=1)
+        teacher_student.patch_spectrum(Z, skip_zero=1)
     with pytest.raises(ValueError, match="delta must be non-zero"):
-        images.low_variance_share(torch.zeros(25, dtype=f64), Z)
+        teacher_student.low_variance_share(torch.zeros(25, dtype=f64), Z)
     with pytest.raises(ValueError, match="delta must have size p=25"):
-        images.low_variance_share(torch.ones(24, dtype=f64), Z)
+        teacher_student.low_variance_share(torch.ones(24, dtype=f64), Z)
     with pytest.raises(ValueError, match=r"threshold must lie in \(0, 1\)"):
-        images.low_variance_share(torch.ones(25, dtype=f64), Z, threshold=1.0)
+        teacher_student.low_variance_share(torch.ones(25, dtype=f64), Z, threshold=1.0)
     with pytest.raises(ValueError, match="threshold must be a positive finite number"):
-        images.low_variance_share(torch.ones(25, dtype=f64), Z, threshold=0.0)
+        teacher_student.low_variance_share(torch.ones(25, dtype=f64), Z, threshold=0.0)
     with pytest.raises(ValueError, match=r"w_star must have shape \(p,\) = \(25,\)"):
-        images.curvature_spectrum(torch.ones(9, dtype=f64), Z)
+        teacher_student.curvature_spectrum(torch.ones(9, dtype=f64), Z)
     with pytest.raises(TypeError, match="w_star has dtype"):
-        images.low_variance_share(torch.ones(25, dtype=f64), Z, w_star=torch.ones(25))
+        teacher_student.low_variance_share(torch.ones(25, dtype=f64), Z, w_star=torch.ones(25))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -193,9 +193,9 @@ def test_spectrum_and_share_bad_input(digits):
 @pytest.fixture(scope="module")
 def trained(digits, teachers):
     w_star = teachers["gabor"]
-    Z, _ = images.teacher_sample(digits, w_star)
+    Z, _ = teacher_student.teacher_sample(digits, w_star)
     curvature = torch.linalg.eigvalsh(theory.conv_moments(w_star, w_star, Z)["ZwZw"])[-1]
-    w0 = images.init_at_distance(w_star, [1.0, 0.5], repeats=2, seed=0)
+    w0 = teacher_student.init_at_distance(w_star, [1.0, 0.5], repeats=2, seed=0)
     h = fl.sgd(w0, w_star, Z, eta=0.5 / float(curvature), steps=150, batch_size=8, seed=1, record_every=50,
                trajectory=True, progress=False)
     return Z, w_star, w0, h
@@ -203,7 +203,7 @@ def trained(digits, teachers):
 
 def test_sgd_lowers_the_relative_loss(trained):
     Z, w_star, w0, h = trained
-    rl = images.relative_loss_curve(h, Z)
+    rl = teacher_student.relative_loss_curve(h, Z)
     assert rl.shape == (len(h.step), 4) and h.step.tolist() == [0, 50, 100, 150]
     torch.testing.assert_close(torch.as_tensor(rl[0]), model.relative_loss(w0, w_star, Z), rtol=1e-12, atol=0)
     torch.testing.assert_close(torch.as_tensor(rl[-1]), model.relative_loss(h.w, w_star, Z), rtol=1e-12, atol=0)
@@ -215,35 +215,35 @@ def test_sgd_lowers_the_relative_loss(trained):
 def test_relative_loss_curve_bad_input(trained):
     Z, w_star, w0, h = trained
     with pytest.raises(TypeError, match="history must be a filterlib History"):
-        images.relative_loss_curve(h.trajectory, Z)
+        teacher_student.relative_loss_curve(h.trajectory, Z)
     bare = fl.sgd(w0, w_star, Z, eta=0.1, steps=2, batch_size=4, seed=0, progress=False)
     with pytest.raises(ValueError, match="trajectory=True"):
-        images.relative_loss_curve(bare, Z)
+        teacher_student.relative_loss_curve(bare, Z)
 
 
 def test_interpolation_curve(trained):
     Z, w_star, _, h = trained
     lambdas = [0.0, 0.25, 0.5, 1.0, 1.5]
-    curve = images.interpolation_curve(h.w, w_star, Z, lambdas)
+    curve = teacher_student.interpolation_curve(h.w, w_star, Z, lambdas)
     assert curve.shape == (5, 4)
     for i, lam in enumerate(lambdas):
         expected = model.relative_loss(lam * h.w + (1 - lam) * w_star, w_star, Z)
         torch.testing.assert_close(curve[i], expected, rtol=1e-9, atol=1e-9)
     assert bool((curve[0] < -25).all())                                          # λ = 0 is w* itself
-    single = images.interpolation_curve(h.w[0], w_star, Z, 0.5)
+    single = teacher_student.interpolation_curve(h.w[0], w_star, Z, 0.5)
     assert single.shape == (1,)
     torch.testing.assert_close(single[0], curve[2, 0], rtol=1e-9, atol=0)
     # near w* the loss is locally quadratic: halving λ lowers RL by about log10(4)
-    assert bool(((curve[2] - images.interpolation_curve(h.w, w_star, Z, [0.25])[0]) > 0.3).all())
+    assert bool(((curve[2] - teacher_student.interpolation_curve(h.w, w_star, Z, [0.25])[0]) > 0.3).all())
 
 
 def test_interpolation_curve_bad_input(trained):
     Z, w_star, _, h = trained
     with pytest.raises(ValueError, match="lambdas contains NaN"):
-        images.interpolation_curve(h.w, w_star, Z, [0.5, math.nan])
+        teacher_student.interpolation_curve(h.w, w_star, Z, [0.5, math.nan])
     with pytest.raises(ValueError, match="lambdas must have 1 dimensions"):
-        images.interpolation_curve(h.w, w_star, Z, [[0.5]])
+        teacher_student.interpolation_curve(h.w, w_star, Z, [[0.5]])
     with pytest.raises(ValueError, match="w must have size p=25"):
-        images.interpolation_curve(h.w[:, :3], w_star, Z, [0.5])
+        teacher_student.interpolation_curve(h.w[:, :3], w_star, Z, [0.5])
     with pytest.raises(TypeError, match="w has dtype"):
-        images.interpolation_curve(h.w.float(), w_star, Z, [0.5])
+        teacher_student.interpolation_curve(h.w.float(), w_star, Z, [0.5])

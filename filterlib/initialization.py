@@ -1,12 +1,14 @@
-"""Random initialization of the filter: Theorem 4.4 and Corollary 4.1 (SPEC §2.2, §6 T9; chapters/init.md).
+"""Random initialization of the filter: Theorem 4.4 and Corollary 4.1 (chapters/init.md).
 
 Theorem 4.4 says that a start w₀ drawn uniformly from the ball of radius α‖w*‖, α ≤ 1/√(2p), satisfies
 ‖w₀ − w*‖ ≤ √(1 − α²)‖w*‖ with probability at least ½ − α√(p/2); Corollary 4.1 takes α = cos φ* and concludes
 that the start is good (φ₀ ≤ φ*) with probability > ¼ when cos φ* < 1/√(8p). This module has
 
-* :func:`ball`, :func:`sphere`: seeded samplers of such starts (uniform in the ball, uniform on the sphere);
+* :func:`ball`, :func:`sphere`: seeded samplers of such starts (uniform in the ball, uniform on the sphere), and
+  :func:`directions`, the uniform unit directions they are made of;
 * :func:`success_probability_sphere`: the exact P(‖r u − w*‖ < ‖w*‖) for u uniform on the sphere,
-  ½ I_{1−t²}((p − 1)/2, ½) with t = r/(2‖w*‖) ([DER], SPEC §2.2), I the regularized incomplete beta function;
+  ½ I_{1−t²}((p − 1)/2, ½) with t = r/(2‖w*‖) (derived in chapters/init.md; not in the paper), I the
+  regularized incomplete beta function, :func:`betainc`;
 * :func:`success_probability_ball`: the exact probability of Theorem 4.4's event, by quadrature over the radius;
 * :func:`theorem_4_4_bound`: the paper's lower bound ½ − α√(p/2);
 * :func:`restart_success`: 1 − (1 − q)^m, the chance that one of m independent starts is good.
@@ -33,8 +35,14 @@ _QUAD_NODES = 96          # Gauss–Legendre nodes in success_probability_ball (
 # Samplers
 
 
-def _directions(m: int, p: int, g: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
-    """m directions uniform on the unit sphere S^{p−1}: normalised Gaussian vectors (a zero draw is redrawn)."""
+def directions(m: int, p: int, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+    """m directions uniform on the unit sphere S^{p−1}, shape (m, p): normalised Gaussian vectors drawn from
+    ``generator`` on its device (a zero draw is redrawn). No checks: :func:`ball` and :func:`sphere` validate.
+
+    Used in chapters/init.md (through :func:`ball` and :func:`sphere`) and chapters/mnist.md (the starts of
+    :func:`filterlib.teacher_student.init_at_distance`).
+    """
+    g = generator
     x = torch.randn(m, p, generator=g, device=g.device, dtype=dtype)
     norms = x.norm(dim=1, keepdim=True)
     while bool((norms == 0).any()):                                   # probability zero (p = 1 in float32 at worst)
@@ -58,11 +66,12 @@ def ball(m: int, p: int, radius: float, *, generator: torch.Generator | None = N
     """m starts uniform in the p-dimensional ball of the given radius centred at 0 (Theorem 4.4): shape (m, p).
 
     Each start is radius·U^{1/p}·u with u a normalised Gaussian vector and U ~ U[0, 1] independent. Pass either a
-    ``generator`` (its device is used) or a ``seed``; ``dtype`` defaults to the filterlib default.
+    ``generator`` (its device is used) or a ``seed``; ``dtype`` defaults to the filterlib default. Defined in
+    chapters/init.md.
     """
     m, p, radius, dtype = _sampler_args(m, p, radius, dtype)
     g = rng.resolve_generator(generator, seed)
-    u = _directions(m, p, g, dtype)
+    u = directions(m, p, g, dtype)
     r = radius * torch.rand(m, 1, generator=g, device=g.device, dtype=dtype) ** (1.0 / p)
     return r * u
 
@@ -70,10 +79,10 @@ def ball(m: int, p: int, radius: float, *, generator: torch.Generator | None = N
 def sphere(m: int, p: int, radius: float, *, generator: torch.Generator | None = None, seed: int | None = None,
            dtype: torch.dtype | None = None) -> torch.Tensor:
     """m starts uniform on the sphere of the given radius centred at 0: shape (m, p) (the starts w₀ = r·u of
-    :func:`success_probability_sphere`). Arguments as for :func:`ball`."""
+    :func:`success_probability_sphere`). Arguments as for :func:`ball`. Used in chapters/init.md."""
     m, p, radius, dtype = _sampler_args(m, p, radius, dtype)
     g = rng.resolve_generator(generator, seed)
-    return radius * _directions(m, p, g, dtype)
+    return radius * directions(m, p, g, dtype)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -133,10 +142,14 @@ def _betacf(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, max_iter: int = 1
     raise RuntimeError("the incomplete beta continued fraction did not converge")   # not reached for p ≲ 10⁶
 
 
-def _betainc(a, b, x: torch.Tensor) -> torch.Tensor:
-    """Regularized incomplete beta I_x(a, b) = B(x; a, b)/B(a, b) for a, b > 0 and x ∈ [0, 1], float64, elementwise
-    (a, b numbers or tensors broadcastable with x). Accurate to about 1e-13 for a, b ≤ 300 (tested against closed
-    forms and quadrature)."""
+def betainc(a, b, x) -> torch.Tensor:
+    """Regularized incomplete beta function I_x(a, b) = B(x; a, b)/B(a, b) for a, b > 0 and x ∈ [0, 1], elementwise.
+
+    ``a``, ``b`` are numbers or tensors broadcastable with ``x``; the result is a float64 tensor. Accurate to about
+    1e-13 for a, b ≤ 300 (tested against closed forms and quadrature). No checks on the arguments' ranges. It gives
+    the exact success probabilities of chapters/init.md (sin²θ of a uniform direction is Beta((p − 1)/2, ½)) and
+    the uniform-direction test of :func:`filterlib.selfcheck.check_ball_sampler`.
+    """
     x = torch.as_tensor(x, dtype=torch.float64)
     a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
     a, b, x = torch.broadcast_tensors(a, b, x)
@@ -164,12 +177,12 @@ def _sphere_prob(p: int, r: torch.Tensor) -> torch.Tensor:
     inside = t < 1
     t2 = torch.where(inside, t * t, torch.ones_like(t))
     # ½ I_{1−t²}((p−1)/2, ½) = ½ (1 − I_{t²}(½, (p−1)/2)): the second form keeps t when t² is tiny (1 − t² = 1)
-    prob = torch.where(t2 < 0.5, 0.5 * (1 - _betainc(0.5, (p - 1) / 2, t2)), 0.5 * _betainc((p - 1) / 2, 0.5, 1 - t2))
+    prob = torch.where(t2 < 0.5, 0.5 * (1 - betainc(0.5, (p - 1) / 2, t2)), 0.5 * betainc((p - 1) / 2, 0.5, 1 - t2))
     return torch.where(inside, prob, torch.zeros_like(t))
 
 
 def success_probability_sphere(p: int, r):
-    """Exact P(‖r·u − w*‖ < ‖w*‖) for u uniform on the unit sphere of R^p, with r in units of ‖w*‖ ([DER], SPEC §2.2):
+    """Exact P(‖r·u − w*‖ < ‖w*‖) for u uniform on the unit sphere of R^p, with r in units of ‖w*‖ (chapters/init.md):
 
     ‖ru − w*‖ < ‖w*‖ ⟺ cos θ(u, w*) > t = r/2, and sin²θ ~ Beta((p − 1)/2, ½), so the probability is
     ½ I_{1−t²}((p − 1)/2, ½) for r < 2 and 0 for r ≥ 2 (p = 1: ½ for r < 2). It tends to ½ as r → 0.
@@ -222,7 +235,8 @@ def success_probability_ball(p: int, alpha):
 def theorem_4_4_bound(p: int, alpha):
     """The paper's lower bound ½ − α√(p/2) on the probability of Theorem 4.4's event (also Corollary 4.1 with
     α = cos φ*). The theorem assumes α ≤ 1/√(2p), where the bound lies in [0, ½); for larger α it is returned as is,
-    possibly negative (then it says nothing). ``alpha`` in (0, 1]: a number (float out) or an array (tensor out)."""
+    possibly negative (then it says nothing). ``alpha`` in (0, 1]: a number (float out) or an array (tensor out).
+    Used in chapters/init.md."""
     p = v.positive_int(p, "p")
     a, how = _values(alpha, "alpha", low=0.0, high=1.0, open_low=True, open_high=False)
     return _out(0.5 - a * math.sqrt(p / 2), how)
@@ -231,7 +245,7 @@ def theorem_4_4_bound(p: int, alpha):
 def restart_success(q, m: int):
     """1 − (1 − q)^m: the probability that at least one of m independent starts is good when each is good with
     probability q ∈ [0, 1] (random restarts, after Theorem 4.4). ``q`` a number (float out) or an array (tensor);
-    ``m`` ≥ 1 an int."""
+    ``m`` ≥ 1 an int. Used in chapters/init.md."""
     m = v.positive_int(m, "m")
     q, how = _values(q, "q", low=0.0, high=1.0, open_low=False, open_high=False)
     return _out(1 - (1 - q) ** m, how)

@@ -1,10 +1,10 @@
-"""Self-checks for the book's exercises: call one on your own function, e.g. ``checks.check_gd_step(gd_step)``.
+"""Self-checks for the book's exercises: call one on your own function, e.g. ``selfcheck.check_gd_step(gd_step)``.
 
 Every check builds the same list of random cases each time it runs (fixed seeds; several shapes, with edge
 cases such as one patch, k = 1, or p = 1), calls your function on each case and compares the answer with
 filterlib's own implementation. It prints ``✓ check_xxx: passed N cases`` when every case agrees. Otherwise it
 raises :class:`CheckFailed` describing the *first* case that disagrees: the inputs (shapes and first values),
-the expected and the returned value, and where they differ most. ``checks.inputs("check_xxx", i)`` returns the
+the expected and the returned value, and where they differ most. ``selfcheck.inputs("check_xxx", i)`` returns the
 inputs of case ``i`` so that you can rerun your function on them. A check never shows filterlib's code.
 
 A check also fails when your function calls the filterlib function the exercise asks you to write (for example
@@ -13,15 +13,15 @@ A stub that raises ``NotImplementedError`` makes the check raise that same error
 
 The checks, the function each one takes, and where it is used:
 
-* :func:`check_forward`: ``f(w, Z)``, the network output, shape (n,). Chapter gd_gaussian (the model).
-* :func:`check_population_gradient`: ``g(w, w_star, Z)`` for k = 1, from the A-matrices. Chapter one_neuron.
-* :func:`check_gamma`: ``gamma_hat(Z, w_star, W)``, the estimate of γ(φ). Chapter smoothness (Definition 3.1).
-* :func:`check_gd_step`: ``step(w, w_star, Z, eta)``. Chapter rate (Theorem 3.2).
-* :func:`check_conv_gradient`: ``g(w, w_star, Z)`` through Z_w, any k. Chapter conv_model (Theorem 4.1).
-* :func:`check_rho`: ``rho(Z)``. Chapter closeness (Theorem 4.3).
-* :func:`check_sgd_step`: ``step(w, w_star, Z, eta, batch_size, generator)``. Chapter sgd (Theorem 4.2).
-* :func:`check_ball_sampler`: ``sample(m, p, radius, generator)``. Chapter init (Theorem 4.4).
-* :func:`check_loss`: ``loss(w, w_star, Z)``, a number. The example of the instructor page.
+* :func:`check_forward`: ``f(w, Z)``, the network output, shape (n,). chapters/gd_gaussian.md (the model).
+* :func:`check_population_gradient`: ``g(w, w_star, Z)`` for k = 1, from the A-matrices. chapters/one_neuron.md.
+* :func:`check_gamma`: ``gamma_hat(Z, w_star, W)``, the estimate of γ(φ). chapters/smoothness.md (Definition 3.1).
+* :func:`check_gd_step`: ``step(w, w_star, Z, eta)``. chapters/rate.md (Theorem 3.2).
+* :func:`check_conv_gradient`: ``g(w, w_star, Z)`` through Z_w, any k. chapters/conv_model.md (Theorem 4.1).
+* :func:`check_rho`: ``rho(Z)``. chapters/closeness.md (Theorem 4.3).
+* :func:`check_sgd_step`: ``step(w, w_star, Z, eta, batch_size, generator)``. chapters/sgd.md (Theorem 4.2).
+* :func:`check_ball_sampler`: ``sample(m, p, radius, generator)``. chapters/init.md (Theorem 4.4).
+* :func:`check_loss`: ``loss(w, w_star, Z)``, a number. The example of chapters/instructors.md.
 
 All inputs are float64 CPU tensors; keep their dtype. Output goes to stdout (a failure is an exception).
 """
@@ -38,7 +38,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import init as _init
+from . import initialization as _initialization
 from . import model as _model
 from . import theory as _theory
 from . import train as _train
@@ -50,7 +50,8 @@ F64 = torch.float64
 
 
 class CheckFailed(AssertionError):
-    """Your function disagrees with filterlib on a case (the message says which, and how).
+    """Your function disagrees with filterlib on a case (the message says which, and how): raised by every check
+    (chapters/instructors.md lists them).
 
     In a notebook only the message is shown (no traceback into this module).
     """
@@ -100,7 +101,7 @@ def _inputs_text(case: _Case) -> list[str]:
 
 def _failure(name: str, index: int, total: int, case: _Case, lines: list[str]) -> CheckFailed:
     head = f"✗ {name}: case {index} of {total} ({case.label}) fails."
-    tail = f"  Rerun it: {', '.join(case.args)} = checks.inputs({name!r}, {index})"
+    tail = f"  Rerun it: {', '.join(case.args)} = selfcheck.inputs({name!r}, {index})"
     return CheckFailed("\n".join([head, "  inputs:", *_inputs_text(case), *lines, tail]))
 
 
@@ -353,7 +354,8 @@ def _cases(name: str) -> list[_Case]:
 
 def inputs(check: str, case: int) -> tuple:
     """The inputs of case ``case`` (numbered from 1, as in a failure message) of the check named ``check``,
-    in the order of your function's arguments: ``w, w_star, Z, eta = checks.inputs("check_gd_step", 4)``."""
+    in the order of your function's arguments: ``w, w_star, Z, eta = selfcheck.inputs("check_gd_step", 4)``.
+    Shown in every failure message (chapters/instructors.md)."""
     cases = _cases(check)
     if not 1 <= case <= len(cases):
         raise ValueError(f"{check} has cases 1 to {len(cases)}, got {case}")
@@ -401,7 +403,7 @@ def _ref_sgd_step(w, w_star, Z, eta, batch_size, generator):
 
 def check_forward(fn: Callable) -> None:
     """Check ``fn(w, Z)`` = f(w, Z) = (1/k) Σ_i relu(wᵀZ_i), one value per input: shape (n,) for a filter ``w``
-    (p,) and a sample ``Z`` (n, k, p). Chapter gd_gaussian (the model of the introduction).
+    (p,) and a sample ``Z`` (n, k, p). Used in chapters/gd_gaussian.md (the model of the introduction).
     Reference: :func:`filterlib.forward` (which ``fn`` must not call)."""
     _run("check_forward", fn, _cases("check_forward"), _ref_forward,
          forbidden=(_model.forward,), what="k = 1 to 25 patches, p = 1 to 9")
@@ -418,7 +420,7 @@ def check_loss(fn: Callable) -> None:
 def check_population_gradient(fn: Callable) -> None:
     """Check ``fn(w, w_star, Z)`` = A_w w − A_{w,w*} w* for one patch (k = 1): the gradient of the loss on the
     sample ``Z`` (n, 1, p), with A_{w,w*} = mean ZZᵀ1{wᵀZ ≥ 0, w*ᵀZ ≥ 0}, A_{w,−w*} = mean ZZᵀ1{wᵀZ ≥ 0, w*ᵀZ < 0}
-    and A_w = A_{w,w*} + A_{w,−w*}. Chapter one_neuron (the population gradient, Theorem 3.1).
+    and A_w = A_{w,w*} + A_{w,−w*}. Used in chapters/one_neuron.md (the population gradient, Theorem 3.1).
     Reference: :func:`filterlib.gradient`; ``fn`` must not call it nor :func:`filterlib.theory.A_matrices`."""
     _run("check_population_gradient", fn, _cases("check_population_gradient"), _ref_gradient,
          forbidden=(_model.gradient, _theory.A_matrices, _theory.conv_moments, _theory.four_region_gradient,
@@ -427,9 +429,9 @@ def check_population_gradient(fn: Callable) -> None:
 
 def check_conv_gradient(fn: Callable) -> None:
     """Check ``fn(w, w_star, Z)`` = E[Z_w Z_wᵀ] w − E[Z_w Z_w*ᵀ] w* on the sample ``Z`` (n, k, p), with
-    Z_v = (1/k) Σ_i Z_i 1{vᵀZ_i ≥ 0} and E the mean over the n inputs. Chapter conv_model (the gradient of the
-    convolutional model, Theorem 4.1's proof). Reference: :func:`filterlib.gradient`; ``fn`` must not call it nor
-    :func:`filterlib.theory.conv_moments` / :func:`~filterlib.theory.four_region_gradient`."""
+    Z_v = (1/k) Σ_i Z_i 1{vᵀZ_i ≥ 0} and E the mean over the n inputs. Used in chapters/conv_model.md (the
+    gradient of the convolutional model, Theorem 4.1's proof). Reference: :func:`filterlib.gradient`; ``fn`` must
+    not call it nor :func:`filterlib.theory.conv_moments` / :func:`~filterlib.theory.four_region_gradient`."""
     _run("check_conv_gradient", fn, _cases("check_conv_gradient"), _ref_gradient,
          forbidden=(_model.gradient, _theory.conv_moments, _theory.four_region_gradient, _theory.A_matrices,
                     _train.gradient_descent), what="k = 1 to 8 patches, p = 1 to 9, w = w* and w = −w*/2 included")
@@ -438,7 +440,7 @@ def check_conv_gradient(fn: Callable) -> None:
 def check_gd_step(fn: Callable) -> None:
     """Check ``fn(w, w_star, Z, eta)`` = w − η ∇ℓ̂(w): one gradient-descent step on the sample ``Z`` (n, k, p) with
     ℓ̂(w) = ½ mean_n (f(w, Z_n) − f(w*, Z_n))², so ∇ℓ̂(w) = mean_n (f(w, Z_n) − f(w*, Z_n)) Z_{w,n} with
-    Z_{w,n} = (1/k) Σ_i Z_{n,i} 1{wᵀZ_{n,i} ≥ 0}. Chapter rate (Theorem 3.2). Reference: one step of
+    Z_{w,n} = (1/k) Σ_i Z_{n,i} 1{wᵀZ_{n,i} ≥ 0}. Used in chapters/rate.md (Theorem 3.2). Reference: one step of
     :func:`filterlib.gradient_descent`; ``fn`` must not call :func:`filterlib.gradient` (``fl.forward`` is fine)."""
     _run("check_gd_step", fn, _cases("check_gd_step"), _ref_gd_step,
          forbidden=(_model.gradient, _train.gradient_descent, _train.sgd, _theory.conv_moments,
@@ -448,7 +450,7 @@ def check_gd_step(fn: Callable) -> None:
 def check_gamma(fn: Callable) -> None:
     """Check ``fn(Z, w_star, W)`` = min over the rows w of ``W`` (m, p) of λ_min(A_{w,w*}): the estimate of γ(φ) of
     Definition 3.1 when the rows of W are the filters at angle φ from w* (``theory.directions_at_angle``), on a
-    sample ``Z`` (n, 1, p). Returns a number. Chapter smoothness (Definition 3.1). Reference: filterlib's
+    sample ``Z`` (n, 1, p). Returns a number. Used in chapters/smoothness.md (Definition 3.1). Reference: filterlib's
     A-matrices and eigenvalues (as in :func:`filterlib.theory.gamma`, which ``fn`` must not call;
     :func:`~filterlib.theory.A_matrices` is fine)."""
     _run("check_gamma", fn, _cases("check_gamma"), _ref_gamma, rtol=1e-7, atol=1e-10,
@@ -457,9 +459,9 @@ def check_gamma(fn: Callable) -> None:
 
 def check_rho(fn: Callable) -> None:
     """Check ``fn(Z)`` = ρ = the largest angle θ(Z_i, Z_avg) in radians, over every input and patch of the sample
-    ``Z`` (n, k, p), with Z_avg = (1/k) Σ_i Z_i the input's patch average. Returns a number. Chapter closeness
-    (Theorem 4.3). Reference: :func:`filterlib.theory.rho` (which ``fn`` must not call). Angles may differ by
-    1e-6 rad (``arccos`` of a cosine a rounding error above 1 gives NaN: clamp it)."""
+    ``Z`` (n, k, p), with Z_avg = (1/k) Σ_i Z_i the input's patch average. Returns a number. Used in
+    chapters/closeness.md (Theorem 4.3). Reference: :func:`filterlib.theory.rho` (which ``fn`` must not call).
+    Angles may differ by 1e-6 rad (``arccos`` of a cosine a rounding error above 1 gives NaN: clamp it)."""
     _run("check_rho", fn, _cases("check_rho"), _ref_rho, rtol=1e-6, atol=1e-6,
          forbidden=(_theory.rho, _theory.closeness_bounds), what="k = 1 to 25, p = 1 to 9, equal patches included")
 
@@ -468,7 +470,7 @@ def check_sgd_step(fn: Callable) -> None:
     """Check ``fn(w, w_star, Z, eta, batch_size, generator)``: one minibatch SGD step. Draw the minibatch with
     replacement as ``idx = torch.randint(n, (batch_size,), generator=generator)``, then return
     w − η ∇ℓ̂_B(w), the gradient of the loss on the examples ``Z[idx]`` (``fl.gradient`` is fine here).
-    Chapter sgd (Theorem 4.2). Reference: one step of :func:`filterlib.sgd`, which ``fn`` must not call."""
+    Used in chapters/sgd.md (Theorem 4.2). Reference: one step of :func:`filterlib.sgd`, which ``fn`` must not call."""
     name = "check_sgd_step"
     cases = _cases(name)
     total = len(cases)
@@ -499,16 +501,18 @@ def check_ball_sampler(fn: Callable) -> None:
     """Check ``fn(m, p, radius, generator)``: m points uniform in the p-dimensional ball of the given radius
     (centred at 0), shape (m, p), drawn from ``generator`` only. Statistical check with fixed seeds: every point in
     the ball, the radius law P(‖x‖ ≤ r) = (r/radius)^p and uniform directions (the law of (u·e)² along several
-    fixed e), by Kolmogorov–Smirnov distances against 1.95/√m (a 0.1 % test per statistic). Chapter init
-    (Theorem 4.4). Reference: the laws that :func:`filterlib.init.ball` samples (which ``fn`` must not call)."""
+    fixed e), by Kolmogorov–Smirnov distances against 1.95/√m (a 0.1 % test per statistic). Used in
+    chapters/init.md (Theorem 4.4). Reference: the laws that :func:`filterlib.initialization.ball` samples (which
+    ``fn`` must not call)."""
     name = "check_ball_sampler"
     cases = _cases(name)
     total = len(cases)
     for index, case in enumerate(cases, 1):
         m, p, radius = case.args["m"], case.args["p"], case.args["radius"]
         shape_only = torch.empty(m, p, dtype=F64)
-        x = _as_tensor(name, _call(name, fn, case, index, total, (_init.ball,)), shape_only, case, index, total)
-        y = _as_tensor(name, _call(name, fn, case, index, total, (_init.ball,)), shape_only, case, index, total)
+        forbidden = (_initialization.ball,)
+        x = _as_tensor(name, _call(name, fn, case, index, total, forbidden), shape_only, case, index, total)
+        y = _as_tensor(name, _call(name, fn, case, index, total, forbidden), shape_only, case, index, total)
         if not torch.equal(x, y):
             raise _failure(name, index, total, case, [
                 "  two calls with equally seeded generators gave different points: draw every random number from "
@@ -526,7 +530,8 @@ def check_ball_sampler(fn: Callable) -> None:
         if d > limit:
             inside = float((norms <= radius / 2).to(F64).mean())
             raise _failure(name, index, total, case, [
-                f"  the radii do not follow P(‖x‖ ≤ r) = (r/radius)^p: Kolmogorov–Smirnov distance {d:.4f} > {limit:.4f}",
+                f"  the radii do not follow P(‖x‖ ≤ r) = (r/radius)^p: Kolmogorov–Smirnov distance {d:.4f} > "
+                f"{limit:.4f}",
                 f"  fraction of points within radius/2: {inside:.4f}, expected 2^-p = {0.5 ** p:.4f}",
                 "  (a uniform point in the ball has ‖x‖ = radius·U^(1/p) with U uniform on [0, 1])"])
         nonzero = norms > 0
@@ -544,7 +549,7 @@ def check_ball_sampler(fn: Callable) -> None:
         for label, e in directions:
             e = e / e.norm()
             t = ((u @ e) ** 2).clamp(0, 1)                             # (u·e)² ~ Beta(1/2, (p − 1)/2)
-            d = _ks_uniform(_init._betainc(0.5, (p - 1) / 2, t))
+            d = _ks_uniform(_initialization.betainc(0.5, (p - 1) / 2, t))
             if d > limit:
                 raise _failure(name, index, total, case, [
                     f"  the directions x/‖x‖ are not uniform on the sphere: along {label} the law of (u·e)² is off "

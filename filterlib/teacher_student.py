@@ -1,4 +1,4 @@
-"""Teacher-student learning of one filter on real images (Part III, chapters/mnist.md; SPEC §3.3–3.5).
+"""Teacher-student learning of one filter on real images (Part III, chapters/mnist.md; the paper's Section 5).
 
 The labels come from a teacher filter, y = f(w*, X), on real images cut into patches; the student starts at a
 chosen distance from w* and is trained with :func:`filterlib.train.sgd`. This module holds the few pieces that
@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from . import _validate as v
-from . import rng
-from .init import _directions
-from .model import _forward, patches, relative_loss
+from . import kernel, rng
+from .initialization import directions
+from .model import patches, relative_loss
 from .train import History
 
 
@@ -35,16 +35,14 @@ def teacher_sample(images, w_star, size=5, stride=1) -> tuple[torch.Tensor, torc
     flattened row-major, shape (p,) with p = size² (``gabor(...).reshape(-1)`` for a Gabor filter), or T teachers
     (T, p) sharing the patches; ``size`` and ``stride`` as for :func:`filterlib.model.patches` (no padding).
     ``Z`` has shape (N, k, p) and ``y`` shape (N,), or (T, N) for T teachers. A 28×28 image with size 5 and
-    stride 1 has k = 24² = 576 patches.
+    stride 1 has k = 24² = 576 patches. Defined in chapters/mnist.md.
     """
     Z = patches(images, size, stride)
     w_star = v.tensor(w_star, "w_star", ndim=(1, 2))
     v.same_float(w_star, Z, "w_star", "images")
-    if w_star.shape[-1] != Z.shape[-1]:
-        raise ValueError(f"w_star must have p = {Z.shape[-1]} entries in its last dimension (the patch size given by "
-                         f"size={size!r}; flatten a 2-D filter row-major with .reshape(-1)), got shape "
-                         f"{tuple(w_star.shape)}")
-    return Z, _forward(w_star, Z)
+    v.check_size(w_star, Z.shape[-1], "w_star", of=f" (the patch size given by size={size!r}; flatten a 2-D filter "
+                 "row-major with .reshape(-1))")
+    return Z, kernel.outputs(w_star, Z)
 
 
 def _fractions(fractions) -> torch.Tensor:
@@ -68,7 +66,8 @@ def init_at_distance(w_star, fractions, *, repeats: int = 1, seed: int | None = 
     So ‖w₀ − w*‖ = r‖w*‖ exactly (the paper's legend: r ∈ {1, 0.75, 0.5}). Returns shape
     (len(fractions)·repeats, p) in w*'s dtype and device, ordered fraction by fraction: row i·repeats + j is
     fraction i, repeat j, so ``.reshape(len(fractions), repeats, p)`` separates them. Every row has its own
-    direction. Pass either ``seed`` or ``generator`` (filterlib never uses torch's global RNG).
+    direction. Pass either ``seed`` or ``generator`` (filterlib never uses torch's global RNG). Defined in
+    chapters/mnist.md.
     """
     w_star = v.tensor(w_star, "w_star", ndim=1)
     v.nonzero_rows(w_star, "w_star")
@@ -76,7 +75,7 @@ def init_at_distance(w_star, fractions, *, repeats: int = 1, seed: int | None = 
     repeats = v.positive_int(repeats, "repeats")
     g = rng.resolve_generator(generator, seed)
     p = w_star.shape[0]
-    u = _directions(r.numel() * repeats, p, g, w_star.dtype).to(w_star.device)
+    u = directions(r.numel() * repeats, p, g, w_star.dtype).to(w_star.device)
     radius = (r.to(w_star) * w_star.norm()).repeat_interleave(repeats)[:, None]
     return w_star + radius * u
 
@@ -88,7 +87,7 @@ def _flat_patches(Z) -> torch.Tensor:
 
 def patch_spectrum(Z, *, skip_zero: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Eigen-decomposition of the patch second moment M = E[Z_i Z_iᵀ] over all patches of a sample Z (n, k, p)
-    (Fig. 5, the "low-dimensional manifold" test; SPEC §3.5).
+    (Fig. 5, the "low-dimensional manifold" test; chapters/mnist.md).
 
     With ``skip_zero`` (default) the mean runs over the non-zero patches only (blank background patches add
     nothing to M's sum; they change its scale, not its eigenvectors). Returns ``(eigenvalues, eigenvectors)``:
@@ -96,9 +95,7 @@ def patch_spectrum(Z, *, skip_zero: bool = True) -> tuple[torch.Tensor, torch.Te
     matrix. Computed in float64 (eigh), returned in Z's dtype and device.
     """
     X = _flat_patches(Z)
-    if not isinstance(skip_zero, bool):
-        raise TypeError(f"skip_zero must be True or False, got {skip_zero!r}")
-    if skip_zero:
+    if v.flag(skip_zero, "skip_zero"):
         X = X[(X != 0).any(dim=-1)]
         if X.shape[0] == 0:
             raise ValueError("Z has no non-zero patch, so its patch second moment over non-zero patches is undefined")
@@ -118,10 +115,7 @@ def curvature_spectrum(w_star, Z) -> tuple[torch.Tensor, torch.Tensor]:
     eigenvectors)`` as :func:`patch_spectrum` (decreasing, columns; float64 internally, Z's dtype out).
     """
     Z = v.tensor(Z, "Z", ndim=3)
-    w_star = v.tensor(w_star, "w_star", ndim=1)
-    v.same_float(w_star, Z, "w_star", "Z")
-    if w_star.shape[0] != Z.shape[-1]:
-        raise ValueError(f"w_star must have shape (p,) = ({Z.shape[-1]},), got {tuple(w_star.shape)}")
+    w_star = v.vector(w_star, "w_star", like=Z)
     Zd = Z.double()
     active = (Zd @ w_star.double() >= 0).to(Zd.dtype)                     # (n, k)
     pooled = torch.einsum("nk,nkp->np", active, Zd) / Z.shape[1]          # Z_{w*} per input, (n, p)
@@ -130,7 +124,7 @@ def curvature_spectrum(w_star, Z) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def low_variance_share(delta, Z, *, threshold: float = 1e-2, w_star=None, skip_zero: bool = True) -> torch.Tensor:
-    """Share of ‖δ‖² in the low-variance directions of the data (Fig. 5; SPEC §3.5), a number in [0, 1].
+    """Share of ‖δ‖² in the low-variance directions of the data (Fig. 5; chapters/mnist.md), a number in [0, 1].
 
     The low-variance directions are the eigenvectors whose eigenvalue is at most ``threshold`` × the largest one,
     of the patch second moment :func:`patch_spectrum`(Z) by default, or of the curvature
@@ -143,9 +137,7 @@ def low_variance_share(delta, Z, *, threshold: float = 1e-2, w_star=None, skip_z
     delta = v.tensor(delta, "delta", ndim=(1, 2))
     Zt = v.tensor(Z, "Z", ndim=3)
     v.same_float(delta, Zt, "delta", "Z")
-    if delta.shape[-1] != Zt.shape[-1]:
-        raise ValueError(f"delta must have size p={Zt.shape[-1]} in its last dimension (the patch size of Z), "
-                         f"got shape {tuple(delta.shape)}")
+    v.check_size(delta, Zt.shape[-1], "delta", of=" (the patch size of Z)")
     if bool((delta.norm(dim=-1) == 0).any()):
         raise ValueError("delta must be non-zero (the share of a zero vector is undefined)")
     threshold = v.positive_float(threshold, "threshold")
@@ -164,17 +156,16 @@ def interpolation_curve(w, w_star, Z, lambdas) -> torch.Tensor:
     """Relative loss (:func:`filterlib.model.relative_loss`, log base 10) along w_inter = λw + (1 − λ)w* (Fig. 5).
 
     ``lambdas`` is a number or a 1-D list of finite ratios (the paper uses λ ∈ [0, 1]; λ = 0 is w* itself, where
-    RL = −inf). ``w`` (p,) gives shape (len(lambdas),); (R, p) gives (len(lambdas), R).
+    RL = −inf). ``w`` (p,) gives shape (len(lambdas),); (R, p) gives (len(lambdas), R). Defined in chapters/mnist.md.
     """
     w = v.tensor(w, "w", ndim=(1, 2))
     if isinstance(lambdas, numbers.Real) and not isinstance(lambdas, bool):
         lambdas = [lambdas]
     lam = v.tensor(np.asarray(lambdas, dtype=np.float64) if not isinstance(lambdas, torch.Tensor) else lambdas,
                    "lambdas", ndim=1, dtype=w.dtype, device=w.device)
-    w_star = v.tensor(w_star, "w_star", ndim=1)
+    w_star = v.vector(w_star, "w_star")
     v.same_float(w, w_star, "w", "w_star")
-    if w.shape[-1] != w_star.shape[0]:
-        raise ValueError(f"w must have size p={w_star.shape[0]} in its last dimension, got shape {tuple(w.shape)}")
+    v.check_size(w, w_star.shape[0], "w", of=" (the size of w_star)")
     W = w.reshape(-1, w.shape[-1])
     inter = lam[:, None, None] * W[None] + (1 - lam[:, None, None]) * w_star       # (Λ, R, p)
     rl = relative_loss(inter.reshape(-1, W.shape[-1]), w_star, Z).reshape(lam.shape[0], W.shape[0])
@@ -187,7 +178,8 @@ def relative_loss_curve(history, Z) -> np.ndarray:
     ``history`` is a :class:`filterlib.train.History` recorded with ``trajectory=True`` (its teacher is
     ``history.w_star``). Returns a numpy array of shape (len(history.step), R), or (len(history.step),) for a
     single filter, matching ``history.loss``. Evaluated in Z's dtype, in chunks (see
-    :func:`filterlib.model.relative_loss`), so Z may be larger than SGD's monitor sample.
+    :func:`filterlib.model.relative_loss`), so Z may be larger than SGD's monitor sample. Defined in
+    chapters/mnist.md.
     """
     if not isinstance(history, History):
         raise TypeError(f"history must be a filterlib History, got {type(history).__name__}")
