@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 # Public functions carry the path readers use, filterlib.theory.NAME, as their __module__ (numpy's set_module
-# habit): help() shows it, and filterlib.checks names a forbidden function by it.
+# habit): help() shows it, and the students' self-checks name a function they forbid by it.
 for _module in (bounds, closed_forms, estimators, extremes, moments):
     for _name in __all__:
         _obj = getattr(_module, _name, None)
