@@ -16,7 +16,8 @@ import torch
 import filterlib as fl
 from filterlib import theory
 from filterlib.__main__ import main
-from filterlib.diagnose import Diagnosis, gaussian_conv_constants, load_images, resolve_teacher
+from filterlib.diagnose import Diagnosis, load_images, resolve_teacher
+from filterlib.theory import gaussian_conv_constants
 
 ROOT = Path(__file__).resolve().parent.parent
 f64 = torch.float64
