@@ -21,7 +21,7 @@ def gauss():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# A-matrices, the gradient identity and Lemma A.1 (SPEC §1.2)
+# A-matrices, the gradient identity and Lemma A.1 (Theorem 3.1, Appendix A; chapters/one_neuron.md)
 
 
 def test_A_matrices_shapes_and_batching():
@@ -54,7 +54,7 @@ def test_A_matrices_chunking_does_not_change_results(monkeypatch):
     Z = distributions.gaussian(1001, 1, 3, generator=g, dtype=f64)
     w_star, W = torch.randn(3, generator=g, dtype=f64), torch.randn(4, 3, generator=g, dtype=f64)
     whole = theory.A_matrices(W, w_star, Z)
-    monkeypatch.setattr(theory, "_CHUNK_ELEMENTS", 50)          # forces chunks of a few samples
+    monkeypatch.setattr(theory.moments, "_CHUNK_ELEMENTS", 50)          # forces chunks of a few samples
     chunked = theory.A_matrices(W, w_star, Z)
     for a, b in zip(whole, chunked):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
@@ -116,7 +116,8 @@ def test_lemma_a1_slack_by_region():
 
 
 def test_A_matrices_gaussian_eigenvalues(gauss):
-    """SPEC §4 item 4: eigenvalues (π − θ ± sin θ)/(2π), (π − θ)/(2π) and (θ ± sin θ)/(2π), θ/(2π)."""
+    """Eigenvalues (π − θ ± sin θ)/(2π), (π − θ)/(2π) and (θ ± sin θ)/(2π), θ/(2π) (derived in
+    chapters/smoothness.md)."""
     Z, w_star = gauss
     w = theory.directions_at_angle(w_star, 1.2, 1, seed=0)[0]
     A_pos, A_neg = theory.A_matrices(w, w_star, Z)
@@ -168,7 +169,7 @@ def test_directions_at_angle_p_gt_2_are_uniform_around_w_star():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Monte-Carlo estimators vs Gaussian closed forms (SPEC §4 item 5)
+# Monte-Carlo estimators vs Gaussian closed forms (derived in chapters/smoothness.md)
 
 
 @pytest.mark.parametrize("name", ["gamma", "L", "L_minus"])
@@ -202,7 +203,7 @@ def test_mc_beta_matches_gaussian(gauss):
 
 def test_mc_estimates_rotation_invariant_law():
     """Z = R·U with U uniform on the sphere and R ~ U[0, 2] independent: every A-matrix is (E R²/p) × Gaussian
-    (SPEC §4 item 6), so γ, L, L_{−w*} are the Gaussian closed forms times (4/3)/p."""
+    (derived; not in the paper), so γ, L, L_{−w*} are the Gaussian closed forms times (4/3)/p."""
     n, p = 200_000, 4
     g = fl.generator(17, "cpu")
     U = torch.randn(n, p, generator=g, dtype=f64)
@@ -242,7 +243,7 @@ def test_gaussian_constants_values_and_monotonicity():
     torch.testing.assert_close(gam[-1], torch.tensor(0.0, dtype=f64), rtol=0, atol=1e-15)
     half = phis[phis <= math.pi / 2]
     assert bool((theory.gaussian_L_minus(half) <= theory.GAUSSIAN_BETA * half + 1e-15).all())
-    # SPEC §4 item 5 values
+    # the closed-form values of chapters/smoothness.md
     assert abs(float(theory.gaussian_gamma(math.pi / 4)) - 0.2625) < 5e-5
     assert abs(float(theory.gaussian_L(math.pi / 2)) - 0.4092) < 5e-5
     assert theory.gaussian_gamma(phis.float()).dtype == torch.float32
@@ -304,7 +305,7 @@ def test_gaussian_loss_at_zero_and_theorem_3_1_condition():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Fig. 3(a) law (SPEC §3.1): spiky vs smooth one-neuron inputs in the plane
+# Fig. 3(a) law (defined in chapters/smoothness.md): spiky vs smooth one-neuron inputs in the plane
 
 
 def _quadrature_fig3a(sigma, phi, m=200_001):
@@ -330,9 +331,9 @@ def _quadrature_fig3a(sigma, phi, m=200_001):
 
 def test_fig3a_law_smoothness_and_beta():
     """L/γ at φ = π/4 falls as σ grows (larger σ is smoother), L_{−w*}(π/4)/(π/4) grows with σ; MC agrees with
-    quadrature within 3 se and loosely with SPEC §3.1's table (11.6, 5.1 for σ = 0.3, 0.5; 0.003, 0.036).
+    quadrature within 3 se and loosely with an earlier table of this law (11.6, 5.1 for σ = 0.3, 0.5; 0.003, 0.036).
 
-    SPEC's σ = 1 entries (L/γ 2.2, L_{−w*}/φ 0.126) disagree with quadrature (2.49, 0.1085), which this MC
+    That table's σ = 1 entries (L/γ 2.2, L_{−w*}/φ 0.126) disagree with quadrature (2.49, 0.1085), which this MC
     reproduces; they are not asserted. β = sup over φ ∈ (0, π/2] is *not* increasing in σ: it is attained at
     φ = π/2 for spiky laws, where the wedge S(w, −w*) reaches the mode at −w*.
     """
@@ -369,7 +370,7 @@ def test_phi_t_bounds_the_angle():
     phis = theory.phi_t(W, w_star)
     assert phis.shape == (200,)
     torch.testing.assert_close(phis, torch.arcsin((W - w_star).norm(dim=1) / w_star.norm()))
-    assert bool((fl.angle(W, w_star) <= phis + 1e-12).all())                   # SPEC §1.4
+    assert bool((fl.angle(W, w_star) <= phis + 1e-12).all())                   # Theorem 3.2: θ ≤ φ_t
     assert float(theory.phi_t(w_star, w_star)) == 0.0
     with pytest.raises(ValueError, match="w must satisfy"):
         theory.phi_t(torch.zeros(5, dtype=f64), w_star)
@@ -392,7 +393,8 @@ def test_step_cap_contraction_and_iterations_formulas():
 
 
 def test_gaussian_step_cap_values_and_monotonicity():
-    """SPEC §2.1: for Gaussian input the cap is 0.0795, 0.0423, 0.0160 at φ = 0, π/4, π/2 and decreasing."""
+    """From the closed forms (chapters/rate.md): for Gaussian input the cap is 0.0795, 0.0423, 0.0160 at φ = 0,
+    π/4, π/2 and decreasing."""
     phis = torch.tensor([0.0, math.pi / 4, math.pi / 2], dtype=f64)
     caps = theory.step_cap(theory.gaussian_gamma(phis), theory.gaussian_L(phis), theory.GAUSSIAN_BETA)
     torch.testing.assert_close(caps, torch.tensor([0.0795, 0.0423, 0.0160], dtype=f64), rtol=0, atol=6e-5)

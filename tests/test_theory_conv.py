@@ -16,7 +16,7 @@ PHI0 = math.asin(0.94)                           # the start w0 = (0.5, 0.8) of 
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Moments and the gradient (SPEC §1.3, §6 T1)
+# Moments and the gradient (Section 4 of the paper, Theorem 4.1's proof)
 
 
 def _direct_moments(w, w_star, Z):
@@ -65,7 +65,7 @@ def test_conv_moments_chunking_does_not_change_results(monkeypatch):
     Z = distributions.gaussian(701, 4, 3, generator=g, dtype=f64)
     w_star, W = torch.randn(3, generator=g, dtype=f64), torch.randn(5, 3, generator=g, dtype=f64)
     whole = theory.conv_moments(W, w_star, Z)
-    monkeypatch.setattr(theory, "_CHUNK_ELEMENTS", 300)            # chunks of a few inputs
+    monkeypatch.setattr(theory.moments, "_CHUNK_ELEMENTS", 300)            # chunks of a few inputs
     chunked = theory.conv_moments(W, w_star, Z)
     for key in theory.CONV_MOMENT_KEYS:
         torch.testing.assert_close(whole[key], chunked[key], rtol=1e-12, atol=1e-14)
@@ -73,7 +73,8 @@ def test_conv_moments_chunking_does_not_change_results(monkeypatch):
 
 @pytest.mark.parametrize("k,p", [(1, 3), (3, 2), (5, 4)])
 def test_four_region_gradient_equals_autograd(k, p):
-    """∇ℓ = pos(w − w*) + (T1 + T1' + neg)w − (T2 + T1' + T4)w* = E[Z_wZ_wᵀ]w − E[Z_wZ_w*ᵀ]w* (SPEC §1.3), float64."""
+    """∇ℓ = pos(w − w*) + (T1 + T1' + neg)w − (T2 + T1' + T4)w* = E[Z_wZ_wᵀ]w − E[Z_wZ_w*ᵀ]w* (Theorem 4.1's
+    proof), float64."""
     g = fl.generator(10 + k, "cpu")
     Z = distributions.laplace(2000, k, p, generator=g, dtype=f64)
     w_star = torch.randn(p, generator=g, dtype=f64)
@@ -139,7 +140,7 @@ def test_identical_patches_have_no_cross_moments():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Non-overlapping Gaussian patches: closed forms (SPEC §4 item 7)
+# Non-overlapping Gaussian patches: closed forms (derived below and in chapters/diagnose.md)
 
 
 def gaussian_conv_constants(phi, k):
@@ -208,7 +209,8 @@ def test_L_cross_and_conv_beta_match_gaussian_closed_forms(gauss_conv):
 
 
 def test_gaussian_loss_and_gradient_k4_p5_vs_monte_carlo():
-    """SPEC §4 item 7 with k = 4, p = 5: the closed forms against filterlib.loss/gradient within 4 standard errors."""
+    """The closed forms of chapters/conv_model.md with k = 4, p = 5 against filterlib.loss/gradient within 4
+    standard errors."""
     n, k, p = 100_000, 4, 5
     Z = distributions.gaussian(n, k, p, seed=44, dtype=f64)
     w_star = torch.tensor([1.0, -0.5, 0.3, 0.8, 0.0], dtype=f64)
@@ -252,7 +254,7 @@ def test_conv_step_cap_contraction_and_iterations_formulas():
 
 def test_theorem_4_1_contraction_along_gradient_descent():
     """Where γ(φ₀) > 6 L_cross (close patches with no mass near w*'s boundary: base σ = 0.5, σ² = 10⁻⁴), GD on the
-    sample with the capped step obeys ‖u_{t+1}‖² ≤ (1 − η(γ(φ_t) − 6L_cross)/2)‖u_t‖² at every step (SPEC §6 T6).
+    sample with the capped step obeys ‖u_{t+1}‖² ≤ (1 − η(γ(φ_t) − 6L_cross)/2)‖u_t‖² at every step (Theorem 4.1).
     The constants are those of the sample's empirical law, for which the theorem is exact (p = 2: no direction
     is missed)."""
     Z = distributions.close_patches(10_000, 5, 1e-4, base_sigma=0.5, seed=3, dtype=f64)

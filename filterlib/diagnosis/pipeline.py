@@ -16,7 +16,6 @@ from .. import config, rng, theory
 from ..data.files import as_images
 from ..data.teachers import resolve_teacher
 from ..model import patches
-from . import _interim
 from . import guarantees as gu
 from .results import Diagnosis, Estimate, Guarantee, Run
 from .runs import run
@@ -190,9 +189,8 @@ def _run_convolutional(st: _State) -> None:
 def _constants(st: _State, Z: torch.Tensor, which: tuple) -> dict:
     """{name: (value, se or None)} from one call of :func:`filterlib.theory.constants` on the cap grid."""
     B = _batches(Z.shape[0])
-    constants = getattr(theory, "constants", None) or _interim.constants      # INTERIM until theory.constants
-    c = constants(Z, st.w_star, st.grid, which=which, n_directions=st.opt.n_directions, seed=st.opt.seed,
-                  return_se=B is not None, n_batches=B or 10)
+    c = theory.constants(Z, st.w_star, st.grid, which=which, n_directions=st.opt.n_directions, seed=st.opt.seed,
+                         return_se=B is not None, n_batches=B or 10)
     return {name: (val if B is not None else (val, None)) for name, val in c.items()}
 
 
