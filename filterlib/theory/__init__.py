@@ -65,29 +65,3 @@ for _module in (bounds, closed_forms, estimators, extremes, moments):
             _obj.__module__ = __name__
 del _module, _name, _obj
 
-
-# --------------------------------------------------------------------------------------------------------------
-# Private aliases kept only for the current filterlib/diagnose.py, which calls them: delete them when diagnose is
-# rewritten on constants().
-
-
-def _candidates(Z, w_star, phis, n_directions, seed, n_batches, which):
-    key = "pos" if which in ("gamma", "L") else "neg"
-    sums, counts = candidate_sums(Z, w_star, phis, n_directions, seed, n_batches, [key])
-    return sums[key], counts
-
-
-_conv_candidates = candidate_sums
-
-
-def _extreme(S, counts, scale, lowest, return_se):
-    kind = "min" if lowest else "max"
-    if bool((scale == 1).all()):
-        return extreme(S, counts, kind=kind, return_se=return_se)
-    # one group holding every (φ, direction) pair with its own scale 1/φ (β): groups of one candidate each
-    value, se = extreme(S.transpose(1, 2), counts, kind=kind, scale=scale[0], over_grid=True, return_se=return_se)
-    return value[None], (None if se is None else se[None])
-
-
-def _cross_extreme(Ss, counts, scale, over_grid, return_se):
-    return extreme(list(Ss), counts, kind="singular", scale=scale, over_grid=over_grid, return_se=return_se)
