@@ -379,21 +379,20 @@ def test_stubs_after_the_build_only_when_the_student_notebook_is_built_prefix_pl
     assert stubs_after_the_build(student(code("x = 1"), stub(own), code("print(x)")), built) is None  # a cell after
 
 
-def run_student_notebook(nb, page: str, executed) -> str:
-    """Fill the outputs of a student notebook (in place) as a fresh-kernel run would; says how."""
-    path = str((ROOT / page).parent)
+def run_student_notebook(nb, path: Path, executed) -> str:
+    """Fill the outputs of a student notebook (in place) as a fresh-kernel run in folder ``path`` would; says how."""
     k = stubs_after_the_build(nb, executed)
+    run = lambda notebook: nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",  # noqa: E731
+                                                   resources={"metadata": {"path": str(path)}}).execute()
     if k is None:
-        nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": path}}).execute()
+        run(nb)
         return "executed whole"
     cells, built = conftest.code_cells(nb), conftest.code_cells(executed)
     assert [c.get("execution_count") for c in built[:k]] == list(range(1, k + 1))     # first, on a fresh kernel
     for cell, done in zip(cells[:k], built[:k]):
         cell.outputs, cell.execution_count = done.outputs, done.execution_count
     if cells[k:]:
-        stubs = nbformat.v4.new_notebook(metadata=nb.metadata, cells=cells[k:])       # the same cell objects
-        nbclient.NotebookClient(stubs, timeout=600, kernel_name="python3",
-                                resources={"metadata": {"path": path}}).execute()
+        run(nbformat.v4.new_notebook(metadata=nb.metadata, cells=cells[k:]))          # the same cell objects
     return f"{k} cells from the build, {len(cells) - k} stubs executed"
 
 
@@ -402,7 +401,8 @@ def run_student_notebook(nb, page: str, executed) -> str:
 def test_student_notebook_runs_up_to_the_first_stub(student_dir, executed_chapter, page):
     nb = jupytext.read(student_dir / f"{page}.md")
     os.environ["FILTERLIB_PROGRESS"] = "0"
-    how = run_student_notebook(nb, page, executed_chapter(ROOT / f"{page}.md"))   # stubs are tagged raises-exception
+    how = run_student_notebook(nb, (student_dir / page).parent,                     # stubs are tagged raises-exception
+                               executed_chapter(ROOT / f"{page}.md"))
     chapter = ms.split_chapter((ROOT / f"{page}.md").read_text(), page)
     stubs = iter(chapter.stubs)
     seen_stub = False
