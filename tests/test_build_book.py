@@ -43,3 +43,22 @@ def test_generated_folders_are_excluded_from_the_book():
     config = yaml.safe_load((Path(__file__).resolve().parent.parent / "_config.yml").read_text())
     assert {"_build", "_student", ".venv", "benchmarks"} <= set(config["exclude_patterns"])
     assert config["only_build_toc_files"] is True
+
+
+def test_fingerprint_follows_the_device_and_dtype_settings(monkeypatch):
+    """Outputs made on another device or in another dtype are never reused (the chapter tests read the build)."""
+    import torch
+
+    monkeypatch.setenv("FILTERLIB_DEVICE", "cpu")
+    monkeypatch.delenv("FILTERLIB_DTYPE", raising=False)
+    cpu = build_book.current()
+    monkeypatch.setenv("FILTERLIB_DTYPE", "float64")
+    assert build_book.current() != cpu
+    monkeypatch.setenv("FILTERLIB_DTYPE", "float32")
+    assert build_book.current() == cpu
+    monkeypatch.setenv("FILTERLIB_DEVICE", "cuda")
+    assert build_book.current() != cpu
+    monkeypatch.setenv("FILTERLIB_DEVICE", "auto")                  # resolved: the same build as cpu or as cuda
+    auto = build_book.current()
+    monkeypatch.setenv("FILTERLIB_DEVICE", "cuda" if torch.cuda.is_available() else "cpu")
+    assert build_book.current() == auto

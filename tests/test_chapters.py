@@ -1,30 +1,16 @@
-"""Every chapter notebook executes on a fresh kernel, and its .ipynb pair says what its .md says."""
+"""Every chapter notebook executes on a fresh kernel, and its .ipynb pair says what its .md says.
+
+The fresh-kernel execution is the book build's (conftest.executed_chapter): MyST-NB executes each chapter in a
+new kernel (or reuses that execution from its cache while the chapter's code, filterlib, the lock file, the
+config, vendor/ and the device/dtype settings are unchanged: tools/build_book.py). The tests read it instead of
+executing every chapter a second time.
+"""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import jupytext
-import nbclient
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def toc_files() -> list[Path]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    names = [toc["root"]]
-    for part in toc.get("parts", []):
-        names += [c["file"] for c in part["chapters"]]
-    return [ROOT / f"{name}.md" for name in names]
-
-
-def is_notebook(path: Path) -> bool:
-    """A chapter is a notebook when its front matter has the jupytext header (MyST-NB executes it)."""
-    head = path.read_text().split("---", 2)
-    return path.read_text().startswith("---") and "jupytext:" in head[1] and "format_name: myst" in head[1]
-
+from conftest import code_cells, is_notebook, toc_files
 
 NOTEBOOKS = [p for p in toc_files() if is_notebook(p)]
 
@@ -34,14 +20,15 @@ def test_toc_lists_existing_files_and_some_notebooks():
     assert NOTEBOOKS, "no chapter notebooks found"
 
 
+@pytest.mark.book
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_chapter_executes_on_a_fresh_kernel(path):
-    nb = jupytext.read(path)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(path.parent)}})
-    os.environ["FILTERLIB_PROGRESS"] = "0"
-    client.execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+def test_chapter_executes_on_a_fresh_kernel(executed_chapter, path):
+    nb = executed_chapter(path)                    # today's code cells, executed by the build
+    cells = code_cells(nb)
+    # one fresh kernel ran every code cell, in order, once: execution counts 1, 2, ..., n
+    assert [c.get("execution_count") for c in cells] == list(range(1, len(cells) + 1)), \
+        f"{path.name}: not every cell was executed, in order, on one fresh kernel"
+    errors = [o for c in cells for o in c.get("outputs", [])
               if o.get("output_type") == "error" or (o.get("output_type") == "stream" and o.get("name") == "stderr")]
     assert not errors, errors
 

@@ -20,8 +20,11 @@ from pathlib import Path
 
 import jupytext
 import nbclient
+import nbformat
 import pytest
 import yaml
+
+import conftest
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("make_student", ROOT / "tools" / "make_student.py")
@@ -311,15 +314,95 @@ def test_student_html_shows_exercises_and_the_stub_error(student_html):
 
 # --------------------------------------------------------------------------------------------------------------
 # Student notebooks execute up to the first stub, and every stub fails with its own message
+#
+# A student notebook is its instructor chapter with the solution cells removed and a stub put after each exercise.
+# When its code cells are the instructor's first K code cells followed by stubs only, and each stub is
+# self-contained (it reads no name that it does not bind itself), running it is running those K cells on a fresh
+# kernel, which the book build did (conftest.executed_chapter, with execution counts 1..K), then the stubs, whose
+# behaviour does not depend on the kernel's earlier names: the test takes the K cells' outputs from the build and
+# runs only the stubs, on a fresh kernel. A notebook of any other shape is executed whole, as before.
 
 
+def names_read(source: str) -> set[str] | None:
+    """The names a cell reads from the notebook's namespace without binding them itself (builtins aside): used at
+    its top level, or as globals in its functions and classes, and not assigned, imported or defined at its top
+    level. None when the source is not plain Python (e.g. IPython magics)."""
+    import builtins
+    import symtable
+
+    try:
+        top = symtable.symtable(source, "<cell>", "exec")
+    except SyntaxError:
+        return None
+    bound = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()}
+    read = {s.get_name() for s in top.get_symbols() if s.is_referenced()}
+    tables = list(top.get_children())
+    while tables:
+        table = tables.pop()
+        read |= {s.get_name() for s in table.get_symbols() if s.is_referenced() and s.is_global()}
+        tables += table.get_children()
+    return read - bound - set(dir(builtins))
+
+
+def test_names_read_finds_what_a_cell_takes_from_the_kernel():
+    assert names_read("import torch\nx = torch.ones(2)\nprint(len(x))") == set()
+    assert names_read("def f(a):\n    return a + Z.sum()\n\nprint(f(1))") == {"Z"}
+    assert names_read("def f(a):\n    b = a\n    return [c for c in b]\n\nclass K:\n    y = w_star\n") == {"w_star"}
+    assert names_read("print(k)\nfrom filterlib import checks\nchecks.check_forward(g)") == {"k", "g"}
+    assert names_read("%time x = 1") is None
+
+
+def stubs_after_the_build(student_nb, executed) -> int | None:
+    """K when the student notebook's code cells are the executed instructor notebook's first K code cells (same
+    source and tags) followed only by self-contained stubs; None otherwise."""
+    cells, instructor = conftest.code_cells(student_nb), conftest.code_cells(executed)
+    k = next((i for i, c in enumerate(cells) if ms.STUB_TAG in c.metadata.get("tags", [])), len(cells))
+    key = lambda c: (c.source, c.metadata.get("tags", []))  # noqa: E731
+    if [key(c) for c in cells[:k]] != [key(c) for c in instructor[:k]]:
+        return None
+    if any(ms.STUB_TAG not in c.metadata.get("tags", []) or names_read(c.source) != set() for c in cells[k:]):
+        return None
+    return k
+
+
+def test_stubs_after_the_build_only_when_the_student_notebook_is_built_prefix_plus_self_contained_stubs():
+    code = nbformat.v4.new_code_cell
+    stub = lambda src: code(src, metadata={"tags": [ms.STUB_TAG]})  # noqa: E731
+    built = nbformat.v4.new_notebook(cells=[code("x = 1"), code("print(x)"), code("solution = 2")])
+    student = lambda *cells: nbformat.v4.new_notebook(cells=list(cells))  # noqa: E731
+    own = "def f():\n    raise NotImplementedError('ex: h')\n\nf()"
+    assert stubs_after_the_build(student(code("x = 1"), code("print(x)"), stub(own)), built) == 2
+    assert stubs_after_the_build(student(code("x = 1"), code("print(x)")), built) == 2
+    assert stubs_after_the_build(student(code("x = 1"), stub(own)), built) == 1
+    assert stubs_after_the_build(student(code("x = 2"), code("print(x)"), stub(own)), built) is None   # not the build's
+    assert stubs_after_the_build(student(code("x = 1"), code("print(x)"), stub("f(x)")), built) is None  # reads x
+    assert stubs_after_the_build(student(code("x = 1"), stub(own), code("print(x)")), built) is None  # a cell after
+
+
+def run_student_notebook(nb, path: Path, executed) -> str:
+    """Fill the outputs of a student notebook (in place) as a fresh-kernel run in folder ``path`` would; says how."""
+    k = stubs_after_the_build(nb, executed)
+    run = lambda notebook: nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",  # noqa: E731
+                                                   resources={"metadata": {"path": str(path)}}).execute()
+    if k is None:
+        run(nb)
+        return "executed whole"
+    cells, built = conftest.code_cells(nb), conftest.code_cells(executed)
+    assert [c.get("execution_count") for c in built[:k]] == list(range(1, k + 1))     # first, on a fresh kernel
+    for cell, done in zip(cells[:k], built[:k]):
+        cell.outputs, cell.execution_count = done.outputs, done.execution_count
+    if cells[k:]:
+        run(nbformat.v4.new_notebook(metadata=nb.metadata, cells=cells[k:]))          # the same cell objects
+    return f"{k} cells from the build, {len(cells) - k} stubs executed"
+
+
+@pytest.mark.book
 @pytest.mark.parametrize("page", NOTEBOOKS, ids=stem)
-def test_student_notebook_runs_up_to_the_first_stub(student_dir, page):
+def test_student_notebook_runs_up_to_the_first_stub(student_dir, executed_chapter, page):
     nb = jupytext.read(student_dir / f"{page}.md")
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str((student_dir / page).parent)}})
     os.environ["FILTERLIB_PROGRESS"] = "0"
-    client.execute()                                         # stubs are tagged raises-exception: it goes on
+    how = run_student_notebook(nb, (student_dir / page).parent,                     # stubs are tagged raises-exception
+                               executed_chapter(ROOT / f"{page}.md"))
     chapter = ms.split_chapter((ROOT / f"{page}.md").read_text(), page)
     stubs = iter(chapter.stubs)
     seen_stub = False
@@ -328,14 +411,14 @@ def test_student_notebook_runs_up_to_the_first_stub(student_dir, page):
             continue
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         stderr = [o for o in cell.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"]
-        assert not stderr, (page, cell.source[:200], stderr)
+        assert not stderr, (page, how, cell.source[:200], stderr)
         if ms.STUB_TAG in cell.metadata.get("tags", []):
             stub = next(stubs)
-            assert len(errors) == 1 and errors[0]["ename"] == "NotImplementedError", (page, stub.label, errors)
+            assert len(errors) == 1 and errors[0]["ename"] == "NotImplementedError", (page, how, stub.label, errors)
             assert errors[0]["evalue"] == f"{stub.label}: {stub.hints[0]}"
             seen_stub = True
         else:
-            assert not errors, (page, "an error before or between the stubs", cell.source[:200], errors)
+            assert not errors, (page, how, "an error before or between the stubs", cell.source[:200], errors)
     assert next(stubs, None) is None
     assert seen_stub or not chapter.stubs
 

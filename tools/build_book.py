@@ -5,6 +5,11 @@ filterlib (or to the pinned environment, the book configuration or the vendored 
 leave stale outputs, or stale static files, in the book. This script fingerprints those inputs and wipes
 _build (cache included) whenever the fingerprint differs from the one of the last successful build.
 
+The chapters also read two settings from the environment (filterlib/config.py): FILTERLIB_DEVICE and
+FILTERLIB_DTYPE. They are part of the fingerprint (the device resolved, so `auto` and `cpu` agree on a machine
+without CUDA): outputs computed on a GPU, or in float64, are never reused for a CPU float32 build. The tests rely
+on this: tests/test_chapters.py checks the build's executed notebooks instead of executing the chapters again.
+
 `build_book.py DIR` builds another book on the same filterlib instead, into DIR/_build (`make student` builds
 the student edition, _student/, this way); its fingerprint adds DIR's own configuration, vendor/ and tools/sphinx.
 """
@@ -39,6 +44,25 @@ def fingerprint(root: Path = ROOT) -> str:
     return h.hexdigest()
 
 
+def settings() -> str:
+    """The environment settings the chapters' outputs depend on (see filterlib/config.py), with `auto` resolved."""
+    device = os.environ.get("FILTERLIB_DEVICE", "auto").strip().lower()
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = os.environ.get("FILTERLIB_DTYPE", "float32").strip().lower()
+    return f"FILTERLIB_DEVICE={device} FILTERLIB_DTYPE={dtype}"
+
+
+def current(book: Path = ROOT) -> str:
+    """The fingerprint a build of ``book`` made now would stamp: its inputs' bytes and the settings."""
+    value = hashlib.sha256((fingerprint() + settings()).encode()).hexdigest()
+    if book != ROOT:          # another book on the same filterlib (the student edition): its own config too
+        value = hashlib.sha256((value + fingerprint(book)).encode()).hexdigest()
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the book (-W: any warning or cell error fails).")
     parser.add_argument("book", nargs="?", default=str(ROOT),
@@ -46,18 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     book = Path(parser.parse_args(argv).book).resolve()
     build, stamp = book / "_build", book / "_build" / "filterlib.fingerprint"
     start = time.time()
-    current = fingerprint()
-    if book != ROOT:          # another book on the same filterlib (the student edition): its own config too
-        current = hashlib.sha256((current + fingerprint(book)).encode()).hexdigest()
-    if build.exists() and (not stamp.exists() or stamp.read_text().strip() != current):
-        print("build_book: filterlib, the environment, the config or vendor/ changed: clearing _build and its "
-              "execution cache", flush=True)
+    now = current(book)
+    if build.exists() and (not stamp.exists() or stamp.read_text().strip() != now):
+        print("build_book: filterlib, the environment, the config, vendor/ or the device/dtype settings changed: "
+              "clearing _build and its execution cache", flush=True)
         shutil.rmtree(build)
     env = dict(os.environ, FILTERLIB_PROGRESS="0", PYDEVD_DISABLE_FILE_VALIDATION="1")
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", "-W", "-n", "--keep-going", str(book)]
     rc = subprocess.call(cmd, env=env, cwd=book)
     if rc == 0:
-        stamp.write_text(current + "\n")
+        stamp.write_text(now + "\n")
     print(f"build_book: {'ok' if rc == 0 else 'FAILED'} in {time.time() - start:.1f} s", flush=True)
     return rc
 

@@ -70,7 +70,7 @@ class Chapter:
 
 
 def is_notebook(text: str) -> bool:
-    """A MyST notebook has the jupytext front matter (as in tests/test_chapters.py)."""
+    """A MyST notebook has the jupytext front matter (as in tests/conftest.py)."""
     parts = text.split("---", 2)
     return text.startswith("---") and len(parts) > 2 and "jupytext:" in parts[1] and "format_name: myst" in parts[1]
 
