@@ -348,7 +348,7 @@ def test_names_read_finds_what_a_cell_takes_from_the_kernel():
     assert names_read("import torch\nx = torch.ones(2)\nprint(len(x))") == set()
     assert names_read("def f(a):\n    return a + Z.sum()\n\nprint(f(1))") == {"Z"}
     assert names_read("def f(a):\n    b = a\n    return [c for c in b]\n\nclass K:\n    y = w_star\n") == {"w_star"}
-    assert names_read("print(k)\nfrom filterlib import checks\nchecks.check_forward(g)") == {"k", "g"}
+    assert names_read("print(k)\nfrom filterlib import selfcheck\nselfcheck.check_forward(g)") == {"k", "g"}
     assert names_read("%time x = 1") is None
 
 
@@ -464,7 +464,7 @@ Some text between.
 ```{code-cell} ipython3
 :tags: [hide-input]
 
-from filterlib import checks
+from filterlib import selfcheck
 
 def f(x):
     """doc"""
@@ -477,7 +477,7 @@ def f(x):
     return 0
     # END SOLUTION
 
-checks.check_forward(f)
+selfcheck.check_forward(f)
 ```
 
 ```{code-cell} ipython3
@@ -514,7 +514,7 @@ def test_split_chapter_on_an_example():
     stub = chapter.stubs[0].source
     assert "        raise NotImplementedError('ex-a: use (x + 1)')" in stub.splitlines()
     assert "    raise NotImplementedError('ex-a: the other branch')" in stub.splitlines()
-    assert stub.splitlines()[0] == "from filterlib import checks" and stub.rstrip().endswith("checks.check_forward(f)")
+    assert stub.splitlines()[0] == "from filterlib import selfcheck" and stub.rstrip().endswith("selfcheck.check_forward(f)")
     # the stub comes right after its exercise, before the next exercise
     assert text.index("Write f.") < text.index("raise NotImplementedError") < text.index("Explain.")
     nb = jupytext.reads(text, fmt="md:myst")
