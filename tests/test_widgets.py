@@ -45,12 +45,31 @@ def test_live_slider_recomputes_on_change():
     assert calls == [1, 3]
 
 
+def test_colab_gets_the_live_slider_and_everywhere_else_the_stack(monkeypatch):
+    """On Colab jslink between widgets does not run, so the default slider recomputes in the kernel there."""
+    import sys
+    import types
+
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert not widgets.on_colab()
+    assert isinstance(widgets.slider(line_figure, [1, 2]).children[1], ipywidgets.Stack)
+    colab = types.ModuleType("google.colab")                     # what a Colab runtime has imported
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    assert widgets.on_colab()
+    control, shown = widgets.slider(line_figure, [1, 2]).children
+    assert isinstance(shown, ipywidgets.Output)
+    control.index = 1                                            # the kernel redraws: the live path
+    assert isinstance(widgets.slider(line_figure, [1, 2], live=False).children[1], ipywidgets.Stack)
+    assert plt.get_fignums() == []
+
+
 @pytest.mark.parametrize("args,kwargs,err,match", [
     ((line_figure, []), {}, ValueError, "values must be a non-empty list"),
     ((line_figure, [1.0, 1.0000001]), {}, ValueError, "labels made by fmt from values must be distinct"),
     (("nope", [1]), {}, TypeError, "fn must be a function"),
     ((line_figure, [1, 2]), {"start": 2}, ValueError, "start must be an index below"),
     ((lambda v: v, [1, 2]), {}, TypeError, "fn must return a matplotlib figure"),
+    ((line_figure, [1, 2]), {"live": 1}, TypeError, "live must be True or False"),
 ])
 def test_bad_input(args, kwargs, err, match):
     with pytest.raises(err, match=match):
