@@ -17,7 +17,7 @@ help:
 	@echo "make student  student edition (solutions removed, answer stubs) into _student/: .md, .ipynb and _build/html"
 	@echo "make serve  serve _build/html on http://127.0.0.1:$(PORT)"
 	@echo "make lab    open the chapters in JupyterLab"
-	@echo "make pair   sync each chapter's .ipynb with its .md source (run after editing a chapter)"
+	@echo "make pair   write the generated set-up cell into each chapter, then sync each .ipynb with its .md"
 	@echo "make lock   re-pin requirements.lock from the current .venv (deliberate upgrades only)"
 	@echo "make clean  remove _build (the execution cache too) and _student"
 
@@ -59,6 +59,7 @@ lab: $(VENV)/.lab
 	$(VENV)/bin/jupyter lab chapters
 
 pair: $(VENV)/.book
+	$(PY) tools/install_cell.py
 	$(VENV)/bin/jupytext --sync chapters/*.md
 
 lock:

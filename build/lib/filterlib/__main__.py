@@ -1,0 +1,88 @@
+"""Command line: ``python -m filterlib diagnose IMAGES --filter-size 5 [--stride 1] [--teacher gabor|random|FILE]
+[--json]`` (chapters/diagnose.md).
+
+IMAGES is a .npy file, an .npz archive (its only array, or the one named ``images``) or a folder of PNG files, holding
+images of shape (N, H, W). The output is a readable table, or with ``--json`` only JSON on stdout. A progress bar goes
+to stderr (off with ``--no-progress`` or ``FILTERLIB_PROGRESS=0``). Bad or unreadable input: a one-line error on
+stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+
+from . import config
+
+EXIT_BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m filterlib",
+                                     description="filterlib: tools around Du, Lee & Tian (2018), 'When is a "
+                                                 "Convolutional Filter Easy To Learn?'")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    d = sub.add_parser("diagnose", help="is a filter easy to learn on my images? (the paper's constants, the "
+                                        "theorems' conditions and steps, and a measured rate)",
+                       description="Estimate γ, L, β, L_cross, ρ and μ on IMAGES for a teacher filter, check the "
+                                   "conditions of Theorems 3.2 and 4.1, give the largest step they allow and the "
+                                   "predicted iterations, and measure gradient descent's rate on the same patches.")
+    d.add_argument("images", metavar="IMAGES", help=".npy or .npz file of shape (N, H, W), or a folder of PNG files")
+    d.add_argument("--filter-size", type=int, required=True, metavar="S", help="filter side length S (S×S filter)")
+    d.add_argument("--stride", type=int, default=1, help="stride of the patches (default 1)")
+    d.add_argument("--teacher", default="random", metavar="gabor|random|FILE",
+                   help="teacher filter: 'random' (N(0, I), from --seed; default), 'gabor' (the paper-experiment "
+                        "Gabor filter) or a .npy file of shape (S, S) or (S·S,)")
+    d.add_argument("--json", action="store_true", help="print only JSON on stdout")
+    d.add_argument("--n-images", type=int, default=200, metavar="N",
+                   help="use N images drawn at random (default 200; 0 = all)")
+    d.add_argument("--n-patches", type=int, default=10_000, metavar="N",
+                   help="patches for the one-neuron constants (default 10000; 0 = all)")
+    d.add_argument("--n-directions", type=int, default=16, metavar="M",
+                   help="random directions per angle in the estimators (default 16)")
+    d.add_argument("--steps", type=int, default=300, help="gradient-descent steps for the measured rate (default 300)")
+    d.add_argument("--eps", type=float, default=1e-3, help="target relative distance ε (default 1e-3)")
+    d.add_argument("--phi0", type=float, default=math.pi / 6,
+                   help="start angle bound φ₀ in radians; the start is at sin(φ₀)‖w*‖ from w* (default π/6)")
+    d.add_argument("--eta", type=float, default=None, help="step size for both runs (default: the theorems' steps)")
+    d.add_argument("--seed", type=int, default=0, help="seed for the subsample, the teacher and the start")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _diagnose(args) -> int:
+    from .data import load_images, load_teacher
+    from .diagnosis import diagnose
+
+    teacher = args.teacher
+    if teacher not in ("random", "gabor"):
+        teacher = load_teacher(teacher)
+    images = load_images(args.images)
+    progress = config.progress_enabled() and not args.no_progress
+    result = diagnose(images, args.filter_size, args.stride, teacher, n_images=args.n_images or None,
+                      n_patches=args.n_patches or None, phi0=args.phi0, eps=args.eps, n_directions=args.n_directions,
+                      steps=args.steps, eta=args.eta, seed=args.seed, progress=progress)
+    print(result.to_json(indent=2) if args.json else result.table())
+    return 0
+
+
+def main(argv=None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status. The command is
+    described in chapters/diagnose.md."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "diagnose":
+            return _diagnose(args)
+    except BrokenPipeError:                                             # e.g. `... | head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"python -m filterlib {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_BAD_INPUT                                               # unreachable: argparse requires a command
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The convolutional-filter model of Du, Lee & Tian (2018), introduced in chapters/intro.md and chapters/gd_gaussian.md.
+
+A sample holds ``k`` patches of size ``p``: ``Z`` has shape ``(n, k, p)``. The network is one filter ``w``
+followed by ReLU and average pooling,
+
+    f(w, Z) = (1/k) Σ_i relu(wᵀ Z_i),
+
+the labels come from a teacher filter ``w_star`` and the loss is ``½ mean_n (f(w, Z) − f(w_star, Z))²``.
+With ``k = 1`` this is the one-neuron model of Theorem 3.1.
+
+Every function takes either one filter ``w`` of shape ``(p,)`` or ``R`` filters at once, ``(R, p)``. A batch of
+filters may share one sample ``Z`` of shape ``(n, k, p)`` or have a sample each, ``(R, n, k, p)`` (used by SGD,
+where every run draws its own minibatch).
+
+The functions here validate their inputs and compute with :mod:`filterlib.kernel`, which holds the arithmetic
+(the fused, chunked gradient pass of chapters/performance.md).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import _validate as v
+from . import kernel
+
+
+def validate(w, Z, *, w_name: str = "w") -> tuple[torch.Tensor, torch.Tensor]:
+    """Check filters against a sample and return them as tensors: ``w`` one filter (p,) or R filters (R, p),
+    ``Z`` a shared sample (n, k, p) or per-run samples (R, n, k, p), same dtype and device, p = Z's patch size.
+
+    Every function of this module and the training loops of :mod:`filterlib.train` start with it
+    (chapters/gd_gaussian.md). ``w_name`` names the filters in error messages (``"w0"`` for a start).
+    """
+    Z = v.tensor(Z, "Z", ndim=(3, 4))
+    w = v.filters(w, w_name, like=Z, of=" (the patch size of Z)")
+    if Z.dim() == 4 and (w.dim() != 2 or w.shape[0] != Z.shape[0]):
+        raise ValueError(f"a per-run sample Z of shape (R, n, k, p) = {tuple(Z.shape)} needs {w_name} of shape "
+                         f"(R, p) = ({Z.shape[0]}, {Z.shape[-1]}), got {tuple(w.shape)}")
+    return w, Z
+
+
+def forward(w, Z) -> torch.Tensor:
+    """Network output f(w, Z) = (1/k) Σ_i relu(wᵀZ_i): shape (n,) for ``w`` of shape (p,), (R, n) for (R, p).
+
+    Defined in chapters/gd_gaussian.md (the model of chapters/intro.md)."""
+    w, Z = validate(w, Z)
+    return kernel.outputs(w, Z)
+
+
+def loss(w, w_star, Z) -> torch.Tensor:
+    """ℓ(w) = ½ mean_n (f(w, Z_n) − f(w_star, Z_n))²: a scalar for one filter, shape (R,) for R filters.
+
+    Defined in chapters/gd_gaussian.md."""
+    w, Z = validate(w, Z)
+    w_star = v.vector(w_star, "w_star", like=Z)
+    return kernel.loss_and_gradient(w, Z, kernel.outputs(w_star, Z), need_gradient=False)[0]
+
+
+def gradient(w, w_star, Z) -> torch.Tensor:
+    """Closed-form gradient of :func:`loss` (no autograd): shape (p,) for one filter, (R, p) for R filters.
+
+    Defined in chapters/gd_gaussian.md; the identity behind it is taught in chapters/one_neuron.md (k = 1) and
+    chapters/conv_model.md: it is the empirical version of ∇ℓ(w) = E[Z_w Z_wᵀ] w − E[Z_w Z_{w*}ᵀ] w*, with
+    Z_v = (1/k) Σ_i Z_i 1{vᵀZ_i ≥ 0}. Computed by the fused pass of chapters/performance.md.
+    """
+    w, Z = validate(w, Z)
+    w_star = v.vector(w_star, "w_star", like=Z)
+    return kernel.loss_and_gradient(w, Z, kernel.labels(w_star, Z))[1]
+
+
+def angle(w, w_star) -> torch.Tensor:
+    """θ(w, w_star) in radians, in [0, π]: a scalar for ``w`` of shape (p,), shape (R,) for (R, p).
+
+    Defined in chapters/gd_gaussian.md."""
+    w = v.tensor(w, "w", ndim=(1, 2))
+    w_star = v.vector(w_star, "w_star")
+    v.same_float(w, w_star, "w", "w_star")
+    v.check_size(w, w_star.shape[0], "w", of=" (the size of w_star)")
+    v.nonzero_rows(w, "w")
+    v.nonzero_rows(w_star, "w_star")
+    return unit_angle(w, w_star)
+
+
+def unit_angle(w: torch.Tensor, w_star: torch.Tensor) -> torch.Tensor:
+    """θ = 2·atan2(‖u − s‖, ‖u + s‖) with u, s the unit vectors of w (per row) and w_star: accurate near 0 and π
+    and free of the under/overflow of (w·w*)/(‖w‖‖w*‖) for tiny or huge vectors. No checks (callers validate);
+    a zero row gives NaN. :func:`angle` after its checks; also the angles that :mod:`filterlib.train` records
+    (chapters/gd_gaussian.md)."""
+    u = w / w.norm(dim=-1, keepdim=True)
+    s = w_star / w_star.norm()
+    return 2 * torch.atan2((u - s).norm(dim=-1), (u + s).norm(dim=-1))
+
+
+def patches(images, size, stride=1) -> torch.Tensor:
+    """Cut images of shape (N, H, W) into patches: returns Z of shape (N, k, p) with p = size_h·size_w.
+
+    ``size`` and ``stride`` are ints or (height, width) pairs; no padding. Patches are flattened row by row,
+    so ``forward(w, patches(x, K))`` equals ``relu(conv2d(x, w.view(K, K))).mean()`` (a cross-correlation).
+    Used in chapters/mnist.md and chapters/diagnose.md.
+    """
+    images = v.tensor(images, "images", ndim=3)
+    size = _pair(size, "size")
+    stride = _pair(stride, "stride")
+    H, W = images.shape[1:]
+    if size[0] > H or size[1] > W:
+        raise ValueError(f"size {size} is larger than the images, which are {H}×{W}")
+    cols = F.unfold(images.unsqueeze(1), kernel_size=size, stride=stride)  # (N, p, k)
+    return cols.transpose(1, 2).contiguous()
+
+
+def _pair(x, name):
+    if isinstance(x, (tuple, list)):
+        if len(x) != 2:
+            raise ValueError(f"{name} must be an int or a pair (height, width), got {x!r}")
+        return (v.positive_int(x[0], name), v.positive_int(x[1], name))
+    x = v.positive_int(x, name)
+    return (x, x)
+
+
+def relative_loss(w, w_star, Z) -> torch.Tensor:
+    """Relative loss RL(w) = log10( mean_n (f(w, Z_n) − y_n)² / (mean_n y_n)² ) with labels y_n = f(w_star, Z_n).
+
+    Defined in chapters/mnist.md, for Fig. 3(c)/(d) and Fig. 5: the paper's "logarithm of squared error divided
+    by the square of mean of data points" (Section 5). The logarithm is **base 10** and the error is the plain
+    mean squared error, without the ½ of :func:`loss`, so RL(w) = log10(2·ℓ(w) / ȳ²). Since f is positively
+    homogeneous, RL(c·w, c·w_star) = RL(w, w_star) for every c > 0.
+
+    Shapes as for :func:`loss`: a scalar for ``w`` of shape (p,), shape (R,) for (R, p) sharing Z (n, k, p) or
+    with per-run samples (R, n, k, p). An exact fit gives −inf (log10 of 0), never NaN, also in a batch: the
+    teacher's outputs are computed in the same products as the filters' (:func:`filterlib.kernel.residual_pass`),
+    so a filter equal to w_star has residual exactly 0. Raises ValueError naming ``w_star`` when the mean label is
+    0 (the teacher is inactive on every patch, e.g. w_star ≤ 0 entrywise on non-negative images), where RL is
+    undefined. Computed in chunks over n, so many filters on many patches fit in memory. Not differentiable
+    (the result carries no autograd graph).
+    """
+    w, Z = validate(w, Z)
+    w_star = v.vector(w_star, "w_star", like=Z)
+    single = w.dim() == 1
+    sse, y = kernel.residual_pass(w.unsqueeze(0) if single else w, w_star, Z)
+    y_bar = y.mean(dim=-1)                                                  # a scalar, or (R,) for per-run samples
+    if bool((y_bar == 0).any()):
+        raise ValueError("w_star gives labels y = f(w_star, Z) whose mean is 0 (w_starᵀZ_i ≤ 0 for every patch), "
+                         "so the relative loss, which divides by the squared mean label, is undefined; "
+                         "use a teacher w_star that is active on some patches")
+    rl = torch.log10(sse / Z.shape[-3]) - 2 * torch.log10(y_bar)   # not log10(mse/ȳ²): ȳ² may underflow to 0
+    return rl[0] if single else rl

@@ -1,0 +1,67 @@
+"""The theory of the paper on a sample: moments, the constants γ, L, β, L_cross, ρ, μ and the bounds built on them.
+
+Part I (one neuron, a sample Z of shape (n, 1, p)) and Part II (the convolutional filter, Z of shape (n, k, p),
+any k ≥ 1) share one moment kernel and one estimator path; for k = 1 the Part II estimators equal the Part I ones.
+Call everything through this package (``theory.gamma(...)``); the modules are:
+
+moments
+    The moment kernel and the moments as matrices: :func:`moment_sums`, :func:`candidate_sums`,
+    :data:`CONV_MOMENT_KEYS`, :func:`directions_at_angle`, :func:`A_matrices` (Theorem 3.1),
+    :func:`lemma_a1_violations` (Lemma A.1), :func:`conv_moments` and :func:`four_region_gradient` (Section 4).
+extremes
+    :func:`extreme`: the min/max over candidate filters of an eigenvalue or singular value, with its error bar.
+estimators
+    Monte-Carlo estimates with error bars, and the estimator notes to read before quoting one:
+    :func:`constants` (several constants from one pass), Part I :func:`gamma`, :func:`L`, :func:`L_minus`,
+    :func:`beta` (Definition 3.1, Assumption 3.2), Part II :func:`conv_gamma`, :func:`conv_L`,
+    :func:`conv_L_minus`, :func:`conv_beta`, :func:`cross_sum`, :func:`L_cross` (Assumptions 4.1 and 4.2),
+    the grids :func:`default_beta_grid` and :func:`default_cross_grid`, and Theorem 4.3's :func:`rho`,
+    :func:`mu`, :func:`gamma_avg`, :func:`closeness_bounds`.
+closed_forms
+    Gaussian patches and close patches (derived in the book): :data:`GAUSSIAN_BETA`, :func:`gaussian_gamma`,
+    :func:`gaussian_L`, :func:`gaussian_L_minus`, :func:`gaussian_loss`, :func:`gaussian_gradient`,
+    :func:`gaussian_conv_constants`, :func:`close_patches_cross_limit`.
+bounds
+    Theorems 3.2 and 4.1: :func:`phi_t`, :func:`step_cap`, :func:`contraction_bound`, :func:`iterations_bound`,
+    :func:`conv_condition_holds`, :func:`conv_step_cap`, :func:`conv_contraction_bound`,
+    :func:`conv_iterations_bound`.
+
+Every public function names, in its docstring, the chapter of the book that teaches it.
+"""
+from . import bounds, closed_forms, estimators, extremes, moments
+from .bounds import (conv_condition_holds, conv_contraction_bound, conv_iterations_bound, conv_step_cap,
+                     contraction_bound, iterations_bound, phi_t, step_cap)
+from .closed_forms import (GAUSSIAN_BETA, close_patches_cross_limit, gaussian_conv_constants, gaussian_gamma,
+                           gaussian_gradient, gaussian_L, gaussian_L_minus, gaussian_loss)
+from .estimators import (L, L_cross, L_minus, beta, closeness_bounds, constants, conv_beta, conv_gamma, conv_L,
+                         conv_L_minus, cross_sum, default_beta_grid, default_cross_grid, gamma, gamma_avg, mu, rho)
+from .extremes import extreme
+from .moments import (CONV_MOMENT_KEYS, A_matrices, candidate_sums, conv_moments, directions_at_angle,
+                      four_region_gradient, lemma_a1_violations, moment_sums)
+
+__all__ = [
+    # moments
+    "CONV_MOMENT_KEYS", "A_matrices", "candidate_sums", "conv_moments", "directions_at_angle",
+    "four_region_gradient", "lemma_a1_violations", "moment_sums",
+    # extremes
+    "extreme",
+    # estimators
+    "L", "L_cross", "L_minus", "beta", "closeness_bounds", "constants", "conv_beta", "conv_gamma", "conv_L",
+    "conv_L_minus", "cross_sum", "default_beta_grid", "default_cross_grid", "gamma", "gamma_avg", "mu", "rho",
+    # closed forms
+    "GAUSSIAN_BETA", "close_patches_cross_limit", "gaussian_conv_constants", "gaussian_gamma", "gaussian_gradient",
+    "gaussian_L", "gaussian_L_minus", "gaussian_loss",
+    # bounds
+    "conv_condition_holds", "conv_contraction_bound", "conv_iterations_bound", "conv_step_cap", "contraction_bound",
+    "iterations_bound", "phi_t", "step_cap",
+]
+
+# Public functions carry the path readers use, filterlib.theory.NAME, as their __module__ (numpy's set_module
+# habit): help() shows it, and the students' self-checks name a function they forbid by it.
+for _module in (bounds, closed_forms, estimators, extremes, moments):
+    for _name in __all__:
+        _obj = getattr(_module, _name, None)
+        if callable(_obj) and getattr(_obj, "__module__", None) == _module.__name__:
+            _obj.__module__ = __name__
+del _module, _name, _obj
+
