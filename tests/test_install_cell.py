@@ -54,6 +54,12 @@ def test_cell_and_launch_buttons_follow_the_one_repository_setting(tmp_path):
     cell = install_cell.source(tmp_path)
     assert 'REPOSITORY = "https://github.com/someone/fork"' in cell and 'VERSION = "9' in cell
     assert "filterbook/filterbook" not in cell
+    link = install_cell.run_online(tmp_path)
+    assert "https://colab.research.google.com/github/someone/fork/blob/main/chapters/gd_gaussian.ipynb" in link
+
+
+def test_readme_links_to_the_repository_setting():
+    assert install_cell.run_online() in (ROOT / "README.md").read_text(), "run `make pair`"
 
 
 @pytest.mark.book

@@ -13,8 +13,9 @@ variable ``FILTERBOOK_SOURCE`` overrides where it installs from (any pip require
 fork's git URL). On Colab it also turns on the custom widget manager, which ipywidgets 8 needs there. The
 cell carries the ``remove-cell`` tag, so the HTML book does not show it.
 
-``python tools/install_cell.py`` writes the cell into every chapter notebook's ``.md`` (replacing an older copy);
-``--check`` only reports chapters whose cell differs, with exit code 1.
+The README's "run it online" link follows the same setting: ``python tools/install_cell.py`` writes the cell into
+every chapter notebook's ``.md`` (replacing an older copy) and the link into README.md (between its
+``<!-- run-online -->`` markers); ``--check`` only reports what differs, with exit code 1.
 """
 from __future__ import annotations
 
@@ -54,17 +55,32 @@ CELL = re.compile(r"```\{code-cell\} ipython3\n:tags: \[remove-cell\]\n\n" + re.
                   re.S)
 
 
+RUN_ONLINE = re.compile(r"<!-- run-online -->.*?<!-- /run-online -->", re.S)
+FIRST_CHAPTER = "chapters/gd_gaussian.ipynb"
+
+
 def settings(root: Path = ROOT) -> dict:
-    """The repository URL (from _config.yml, as the launch buttons) and the book's version (from pyproject.toml)."""
+    """The repository URL and branch (from _config.yml, as the launch buttons) and the book's version (from
+    pyproject.toml)."""
     config = yaml.safe_load((root / "_config.yml").read_text())
     url = str(config["repository"]["url"]).rstrip("/")
+    branch = str(config["repository"].get("branch", "main"))
     version = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
-    return {"url": url, "version": version}
+    return {"url": url, "branch": branch, "version": version}
+
+
+def run_online(root: Path = ROOT) -> str:
+    """The README's link to the first chapter on Colab, built as the launch buttons build theirs."""
+    s = settings(root)
+    colab = s["url"].replace("https://github.com/", "https://colab.research.google.com/github/", 1)
+    return (f"<!-- run-online -->\nRun it online: [the first chapter in Colab]({colab}/blob/{s['branch']}/"
+            f"{FIRST_CHAPTER}) (every chapter has a launch button).\n<!-- /run-online -->")
 
 
 def source(root: Path = ROOT) -> str:
     """The cell's code, for this project's settings."""
-    return TEMPLATE.format(marker=MARKER, **settings(root))
+    s = settings(root)
+    return TEMPLATE.format(marker=MARKER, url=s["url"], version=s["version"])
 
 
 def block(root: Path = ROOT) -> str:
@@ -103,8 +119,17 @@ def main(argv: list[str] | None = None) -> int:
             stale.append(path.name)
             if not args.check:
                 path.write_text(new)
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if not RUN_ONLINE.search(text):
+        raise SystemExit("install_cell: README.md has no <!-- run-online --> … <!-- /run-online --> markers")
+    new = RUN_ONLINE.sub(lambda _: run_online(), text, count=1)
+    if new != text:
+        stale.append(readme.name)
+        if not args.check:
+            readme.write_text(new)
     verb = "differ from the template" if args.check else "updated"
-    print(f"install_cell: {len(stale)} chapter(s) {verb}" + (f": {', '.join(stale)}" if stale else ""))
+    print(f"install_cell: {len(stale)} file(s) {verb}" + (f": {', '.join(stale)}" if stale else ""))
     return 1 if (args.check and stale) else 0
 
 
