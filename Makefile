@@ -5,7 +5,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# Every install goes through requirements.lock (pip constraints): the package itself (pyproject.toml, distribution
+# "filterbook") asks only for lower bounds, so that installing it elsewhere keeps the torch already there; the lock
+# pins the exact versions the book is built and tested with, torch included (torch==2.13.0: an open range would
+# let pip pick a newer, multi-GB CUDA build on machines where only the CPU wheel of the pinned version is local).
 INSTALL := $(PY) -m pip install --disable-pip-version-check --quiet -c requirements.lock
+# make lab: JupyterLab settings kept in the repository, installed into the environment (not the user's settings)
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 PORT ?= 8000
 
 .PHONY: book test bench student serve lab pair lock clean help
@@ -16,13 +22,15 @@ help:
 	@echo "make bench  benchmarks: gradient kernel, chapters' time and memory -> benchmarks/RESULTS.md (book build: add BENCH_ARGS=--book)"
 	@echo "make student  student edition (solutions removed, answer stubs) into _student/: .md, .ipynb and _build/html"
 	@echo "make serve  serve _build/html on http://127.0.0.1:$(PORT)"
-	@echo "make lab    open the chapters in JupyterLab"
+	@echo "make lab    JupyterLab, jupytext and nbconvert in .venv; opens the chapters (a .md opens as a notebook)"
 	@echo "make pair   write the generated set-up cell into each chapter, then sync each .ipynb with its .md"
 	@echo "make lock   re-pin requirements.lock from the current .venv (deliberate upgrades only)"
 	@echo "make clean  remove _build (the execution cache too) and _student"
 
 $(VENV)/.book: pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# the distribution was called "filterlib" before it became "filterbook": drop that older install of this checkout
+	@$(PY) -m pip uninstall --disable-pip-version-check --quiet --yes filterlib >/dev/null 2>&1 || true
 	$(INSTALL) -e '.[book]'
 	@# build matplotlib's font cache now, so no chapter prints its one-time notice to stderr
 	$(PY) -c "import matplotlib.pyplot"
@@ -32,8 +40,13 @@ $(VENV)/.test: $(VENV)/.book
 	$(INSTALL) -e '.[book,test]'
 	@touch $@
 
-$(VENV)/.lab: $(VENV)/.book
+# JupyterLab, jupytext and nbconvert from the lock; then jupytext's notebook editor becomes the default viewer of
+# Markdown in this environment's JupyterLab (tools/lab/overrides.json -> .venv/share/jupyter/lab/settings/), so a
+# chapter .md opens as a notebook. The user's own JupyterLab settings (~/.jupyter) are not touched.
+$(VENV)/.lab: $(VENV)/.book tools/lab/overrides.json
 	$(INSTALL) -e '.[book,lab]'
+	@mkdir -p $(dir $(LAB_OVERRIDES))
+	cp tools/lab/overrides.json $(LAB_OVERRIDES)
 	@touch $@
 
 book: $(VENV)/.book
@@ -65,7 +78,7 @@ pair: $(VENV)/.book
 lock:
 	@{ echo "# Exact versions of the whole environment (book, tests, lab), used as pip constraints: make book/test install"; \
 	   echo "# with 'pip install -c requirements.lock'. Regenerate with 'make lock' after a deliberate upgrade."; \
-	   $(PY) -m pip freeze --exclude-editable | grep -vi '^filterlib' | sed 's/^torch==\([0-9.]*\)+cpu/torch==\1/'; } > requirements.lock.new
+	   $(PY) -m pip freeze --exclude-editable | grep -viE '^filterbook( |=|@|$$)' | sed 's/^torch==\([0-9.]*\)+cpu/torch==\1/'; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 clean:
