@@ -271,7 +271,7 @@ def _gen(seed: int) -> torch.Generator:
 
 
 def _randn(g, *shape):
-    return torch.randn(*shape, generator=g, dtype=F64)
+    return torch.randn(*shape, generator=g, dtype=F64, device=g.device)
 
 
 def _filter_cases(seed: int, shapes, *, k_one_only=False):
@@ -393,7 +393,7 @@ def _ref_rho(Z):
 
 
 def _ref_sgd_step(w, w_star, Z, eta, batch_size, generator):
-    idx = torch.randint(Z.shape[0], (batch_size,), generator=generator)
+    idx = torch.randint(Z.shape[0], (batch_size,), generator=generator, device=generator.device)
     return w - eta * _model.gradient(w, w_star, Z[idx])
 
 

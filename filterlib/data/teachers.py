@@ -79,7 +79,7 @@ def resolve_teacher(w_star, filter_size: int, *, seed: int = 0) -> tuple[torch.T
     p = s * s
     if w_star is None or (isinstance(w_star, str) and w_star == "random"):
         g = rng.generator(seed, "cpu")
-        return torch.randn(p, generator=g, dtype=_DTYPE), f"random N(0, I) (seed {seed})"
+        return torch.randn(p, generator=g, dtype=_DTYPE, device=g.device), f"random N(0, I) (seed {seed})"
     if isinstance(w_star, str):
         if w_star == "gabor":
             params = {**PAPER_GABOR, "size": s}

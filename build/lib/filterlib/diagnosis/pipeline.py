@@ -91,14 +91,14 @@ def _draw_sample(st: _State) -> None:
     p = o.filter_size ** 2
     g = rng.generator(o.seed, "cpu")
     if o.n_images is not None and o.n_images < x.shape[0]:
-        x = x[torch.randperm(x.shape[0], generator=g)[:o.n_images].sort().values]
+        x = x[torch.randperm(x.shape[0], generator=g, device=g.device)[:o.n_images].sort().values]
     st.Z = patches(x, o.filter_size, o.stride)                             # (n, k, p), float64
     flat = st.Z.reshape(-1, p)
     if o.n_patches is not None and o.n_patches < flat.shape[0]:
-        flat = flat[torch.randperm(flat.shape[0], generator=g)[:o.n_patches]]
+        flat = flat[torch.randperm(flat.shape[0], generator=g, device=g.device)[:o.n_patches]]
     st.Zp = flat[:, None, :].contiguous()                                  # (n_patches, 1, p)
     st.start = math.sin(o.phi0)
-    u = torch.randn(p, generator=g, dtype=_DTYPE)
+    u = torch.randn(p, generator=g, dtype=_DTYPE, device=g.device)
     st.w0 = st.w_star + st.start * st.w_star.norm() * u / u.norm()
     st.grid = o.phi0 * torch.arange(_CAP_POINTS, dtype=_DTYPE) / (_CAP_POINTS - 1)
 
