@@ -73,9 +73,12 @@ def test_launch_buttons_use_the_repository_setting(built_book):
 def test_a_chapter_runs_where_the_package_is_missing(tmp_path):
     """A new environment sees this project's packages (torch, Jupyter) but not filterlib, as Colab has torch and
     not this book; the chapter's first cell installs the package from FILTERBOOK_SOURCE, then every cell runs."""
-    wheels = tmp_path / "wheels"
+    src, wheels = tmp_path / "src", tmp_path / "wheels"                # build from a copy: nothing is written
+    shutil.copytree(ROOT / "filterlib", src / "filterlib", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "-w", str(wheels), str(ROOT)], check=True, capture_output=True)
+                    "-w", str(wheels), str(src)], check=True, capture_output=True)
     wheel = next(wheels.glob("*.whl"))
     env_dir = tmp_path / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
