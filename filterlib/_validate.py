@@ -8,7 +8,8 @@ filterlib but :mod:`filterlib.config` (itself a leaf), so every other module may
 * Tensors: :func:`tensor`, :func:`all_finite`, :func:`same_float`, :func:`nonzero_rows`.
 * Shapes that must agree: :func:`check_size` (a last dimension of p), :func:`filters` ((p,) or (R, p) next to a
   sample), :func:`vector` (a (p,) vector such as ``w_star``).
-* Scalars: :func:`positive_int`, :func:`nonneg_int`, :func:`positive_float`, :func:`flag`.
+* Scalars: :func:`positive_int`, :func:`nonneg_int`, :func:`positive_float`, :func:`flag`; a dtype:
+  :func:`float_dtype`.
 * Angles and numbers of the theory: :func:`angles` (φ in an interval, a number or a 1-D array),
   :func:`numbers` (scalar-or-tensor arguments with a lower bound, the formulas of Theorems 3.2 and 4.1).
 """
@@ -163,6 +164,14 @@ def flag(x, name: str) -> bool:
     if not isinstance(x, bool):
         raise TypeError(f"{name} must be True or False, got {x!r}")
     return x
+
+
+def float_dtype(dtype, name: str = "dtype") -> torch.dtype:
+    """``dtype`` itself (float32 or float64), or the filterlib default (``FILTERLIB_DTYPE``) for None."""
+    dtype = dtype or config.default_dtype()
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be torch.float32 or torch.float64, got {dtype}")
+    return dtype
 
 
 # --------------------------------------------------------------------------------------------------------------

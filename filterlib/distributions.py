@@ -17,7 +17,7 @@ import math
 import torch
 
 from . import _validate as v
-from . import config, rng
+from . import rng
 
 
 def gaussian(n: int, k: int, p: int, *, generator: torch.Generator | None = None, seed: int | None = None,
@@ -30,19 +30,11 @@ def gaussian(n: int, k: int, p: int, *, generator: torch.Generator | None = None
     """
     n, k, p = v.positive_int(n, "n"), v.positive_int(k, "k"), v.positive_int(p, "p")
     g = rng.resolve_generator(generator, seed)
-    return torch.randn(n, k, p, generator=g, device=g.device, dtype=dtype or config.default_dtype())
-
+    return torch.randn(n, k, p, generator=g, device=g.device, dtype=v.float_dtype(dtype))
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Helpers shared by the samplers below.
-
-
-def _dtype(dtype) -> torch.dtype:
-    dtype = dtype or config.default_dtype()
-    if dtype not in v.FLOAT_DTYPES:
-        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    return dtype
 
 
 def _symmetric_truncated_normal(n: int, std: float, half_width: float, g: torch.Generator) -> torch.Tensor:
@@ -117,7 +109,7 @@ def angular_mixture(n: int, sigma: float, *, p: int | None = None, w_star=None,
     """
     n = v.positive_int(n, "n")
     sigma = v.positive_float(sigma, "sigma")
-    dtype = _dtype(dtype)
+    dtype = v.float_dtype(dtype)
     g = rng.resolve_generator(generator, seed)
     what, p = _unit_teacher(w_star, p, g.device)
     if p < 2:
@@ -162,7 +154,7 @@ def uniform_cube(n: int, k: int, p: int, *, generator: torch.Generator | None = 
     that satisfies Theorem 3.1's non-degeneracy assumption. Used in chapters/one_neuron.md, chapters/smoothness.md
     and chapters/rate.md."""
     n, k, p = v.positive_int(n, "n"), v.positive_int(k, "k"), v.positive_int(p, "p")
-    dtype = _dtype(dtype)
+    dtype = v.float_dtype(dtype)
     g = rng.resolve_generator(generator, seed)
     return 2 * torch.rand(n, k, p, generator=g, device=g.device, dtype=dtype) - 1
 
@@ -173,7 +165,7 @@ def laplace(n: int, k: int, p: int, *, generator: torch.Generator | None = None,
     non-rotation-invariant law for Theorem 3.1. Drawn as the difference of two Exp(1) variables. Used in
     chapters/one_neuron.md, chapters/smoothness.md, chapters/rate.md and chapters/conv_model.md."""
     n, k, p = v.positive_int(n, "n"), v.positive_int(k, "k"), v.positive_int(p, "p")
-    dtype = _dtype(dtype)
+    dtype = v.float_dtype(dtype)
     g = rng.resolve_generator(generator, seed)
     e = torch.empty(2, n, k, p, device=g.device, dtype=torch.float64).exponential_(1.0, generator=g)
     return (e[0] - e[1]).to(dtype)
@@ -188,7 +180,7 @@ def degenerate_lines(n: int, directions, *, generator: torch.Generator | None = 
     Theorem 3.1's assumption fails. Used in chapters/one_neuron.md.
     """
     n = v.positive_int(n, "n")
-    dtype = _dtype(dtype)
+    dtype = v.float_dtype(dtype)
     g = rng.resolve_generator(generator, seed)
     d = v.tensor(directions, "directions", ndim=2, dtype=dtype, device=g.device)
     v.nonzero_rows(d, "directions")
@@ -211,7 +203,7 @@ def close_patches(n: int, k: int, sigma2: float, *, base_sigma: float = 1.0, w_s
     n, k = v.positive_int(n, "n"), v.positive_int(k, "k")
     sigma2 = v.positive_float(sigma2, "sigma2")
     base_sigma = v.positive_float(base_sigma, "base_sigma")
-    dtype = _dtype(dtype)
+    dtype = v.float_dtype(dtype)
     g = rng.resolve_generator(generator, seed)
     what, _ = _unit_teacher(w_star, 2, g.device)
     alpha = _mixture_angles(n, base_sigma, g)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from . import _validate as v
-from . import config, rng
+from . import rng
 
 _QUAD_NODES = 96          # Gauss–Legendre nodes in success_probability_ball (the integrand is smooth; see there)
 
@@ -55,9 +55,7 @@ def directions(m: int, p: int, generator: torch.Generator, dtype: torch.dtype) -
 def _sampler_args(m, p, radius, dtype):
     m, p = v.positive_int(m, "m"), v.positive_int(p, "p")
     radius = v.positive_float(radius, "radius")
-    dtype = dtype or config.default_dtype()
-    if dtype not in v.FLOAT_DTYPES:
-        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    dtype = v.float_dtype(dtype)
     return m, p, radius, dtype
 
 

@@ -126,9 +126,7 @@ def mnist(source: str = "bundled", *, split: str | None = None, n: int | None = 
         raise ValueError(f"split must be None, 'train' or 'test', got {split!r}")
     if n is not None:
         n = v.positive_int(n, "n")
-    dtype = dtype or config.default_dtype()
-    if dtype not in v.FLOAT_DTYPES:
-        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    dtype = v.float_dtype(dtype)
     try:
         device = torch.device(device) if device is not None else config.device()
     except (TypeError, RuntimeError) as exc:

@@ -51,9 +51,7 @@ def gabor(size: int, theta: float, wavelength: float, sigma: float, gamma: float
     wavelength = v.positive_float(wavelength, "wavelength")
     sigma = v.positive_float(sigma, "sigma")
     gamma = v.positive_float(gamma, "gamma")
-    dtype = dtype or config.default_dtype()
-    if dtype not in v.FLOAT_DTYPES:
-        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    dtype = v.float_dtype(dtype)
     coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     y, x = torch.meshgrid(coords, coords, indexing="ij")      # y varies along rows, x along columns
     xr = x * math.cos(theta) + y * math.sin(theta)
