@@ -45,6 +45,15 @@ def is_notebook(path: Path) -> bool:
     return text.startswith("---") and len(head) > 2 and "jupytext:" in head[1] and "format_name: myst" in head[1]
 
 
+def chapter_code(path: Path) -> str:
+    """The code of a chapter notebook, its code cells joined (IPython magics and shell lines left out), for tests
+    that read chapters' code without running it."""
+    import jupytext
+
+    code = "\n".join(c.source for c in jupytext.read(path).cells if c.cell_type == "code")
+    return "\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!")))
+
+
 @pytest.fixture(scope="session")
 def built_book() -> Path:
     """_build/html, built (or confirmed up to date) by the same script as `make book`."""

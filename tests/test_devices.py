@@ -11,8 +11,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import jupytext
 import pytest
+
+from conftest import chapter_code, is_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 DRAWS = {"randn", "rand", "randint", "randperm", "normal", "bernoulli", "multinomial", "poisson"}
@@ -22,10 +23,8 @@ def sources():
     for path in sorted((ROOT / "filterlib").rglob("*.py")):
         yield str(path.relative_to(ROOT)), path.read_text()
     for md in sorted((ROOT / "chapters").glob("*.md")):
-        text = md.read_text()
-        if text.startswith("---") and "jupytext:" in text.split("---", 2)[1]:
-            cells = [c.source for c in jupytext.read(md).cells if c.cell_type == "code"]
-            yield str(md.relative_to(ROOT)), "\n".join(cells)
+        if is_notebook(md):
+            yield str(md.relative_to(ROOT)), chapter_code(md)
 
 
 def mixed_draws(label: str, source: str) -> list[str]:

@@ -17,10 +17,10 @@ import pkgutil
 import re
 from pathlib import Path
 
-import jupytext
 import pytest
 
 import filterlib
+from conftest import chapter_code, is_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "filterlib"
@@ -69,12 +69,8 @@ def python_sources() -> list[tuple[str, str, Path | None]]:
         for path in sorted((ROOT / folder).rglob("*.py")):
             out.append((str(path.relative_to(ROOT)), path.read_text(), path))
     for md in sorted((ROOT / "chapters").glob("*.md")):
-        text = md.read_text()
-        if "jupytext:" not in text.split("---", 2)[1 if text.startswith("---") else 0]:
-            continue
-        code = "\n".join(c.source for c in jupytext.read(md).cells if c.cell_type == "code")
-        code = "\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!")))
-        out.append((str(md.relative_to(ROOT)), code, None))
+        if is_notebook(md):
+            out.append((str(md.relative_to(ROOT)), chapter_code(md), None))
     return out
 
 
