@@ -14,18 +14,19 @@ INSTALL := $(PY) -m pip install --disable-pip-version-check --quiet -c requireme
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 PORT ?= 8000
 
-.PHONY: book test bench student serve lab pair lock clean help
+.PHONY: book test bench student assignments serve lab pair lock clean help
 
 help:
 	@echo "make book   build the book into _build/html (sets up .venv first)"
 	@echo "make test   run all tests (sets up .venv and the browser first)"
 	@echo "make bench  benchmarks: gradient kernel, chapters' time and memory -> benchmarks/RESULTS.md (book build: add BENCH_ARGS=--book)"
-	@echo "make student  student edition (solutions removed, answer stubs) into _student/: .md, .ipynb and _build/html"
+	@echo "make student  student edition (no solutions; answer cells) into _student/ (.md, .ipynb, HTML), and the nbgrader course into _course/"
+	@echo "make assignments  the nbgrader course (_course/: release, autograder, instructions) and the student notebooks, no HTML"
 	@echo "make serve  serve _build/html on http://127.0.0.1:$(PORT)"
 	@echo "make lab    JupyterLab, jupytext and nbconvert in .venv; opens the chapters (a .md opens as a notebook)"
 	@echo "make pair   write the generated set-up cell into each chapter, then sync each .ipynb with its .md"
 	@echo "make lock   re-pin requirements.lock from the current .venv (deliberate upgrades only)"
-	@echo "make clean  remove _build (the execution cache too) and _student"
+	@echo "make clean  remove _build (the execution cache too) and _student (never _course: it holds the grades)"
 
 $(VENV)/.book: pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,7 +38,12 @@ $(VENV)/.book: pyproject.toml requirements.lock
 	@touch $@
 
 $(VENV)/.test: $(VENV)/.book
-	$(INSTALL) -e '.[book,test]'
+	$(INSTALL) -e '.[book,test,course]'
+	@touch $@
+
+# the grader (nbgrader) for make student / make assignments
+$(VENV)/.course: $(VENV)/.book
+	$(INSTALL) -e '.[book,course]'
 	@touch $@
 
 # JupyterLab, jupytext and nbconvert from the lock; then jupytext's notebook editor becomes the default viewer of
@@ -59,10 +65,15 @@ test: $(VENV)/.test
 bench: $(VENV)/.test
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 
-# the student edition: chapters without solutions, answer cells as stubs (tools/make_student.py; STUDENT_ARGS
-# passes options, e.g. STUDENT_ARGS="--chapters one_neuron" or "--repository-url https://github.com/you/course")
-student: $(VENV)/.book
+# the student edition and the nbgrader course: chapters without solutions, answer cells for the students, hidden
+# tests for the grader (tools/make_student.py; STUDENT_ARGS passes options, e.g. STUDENT_ARGS="--chapters
+# one_neuron" or "--repository-url https://github.com/you/course"). make clean never removes _course/: after
+# grading it holds the gradebook and the students' submissions.
+student: $(VENV)/.course
 	$(PY) tools/make_student.py $(STUDENT_ARGS)
+
+assignments: $(VENV)/.course
+	$(PY) tools/make_student.py --no-html $(STUDENT_ARGS)
 
 serve: book
 	@echo "serving the book at http://127.0.0.1:$(PORT)/ (Ctrl-C to stop)"

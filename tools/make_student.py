@@ -1,72 +1,103 @@
-"""Write the student edition of the book into _student/ (what `make student` runs).
+"""Write the student edition (_student/) and the nbgrader course (_course/): what `make student` runs.
 
 One source, two editions. In a chapter every exercise is a sphinx-exercise ``exercise`` block followed by a gated
-solution (``solution-start`` ... ``solution-end``). The student edition removes every solution block entirely
-(its text and its cells) and, right after the exercise it answers, puts a *stub* of each of the solution's
-marked code cells. A code cell is marked by an answer region:
+solution (``solution-start`` ... ``solution-end``). A *code question* has one code cell in its solution that marks
+its answer region:
 
     def gd_step(w, w_star, Z, eta):
         \"\"\"One gradient-descent step.\"\"\"
-        # BEGIN SOLUTION (hint: the gradient is mean_n (f(w, Z_n) − y_n) Z_w,n)
+        # BEGIN SOLUTION (hint: start from the residuals f(w, Z_n) − f(w*, Z_n))
         ...
         # END SOLUTION
 
     selfcheck.check_gd_step(gd_step)
 
-In the stub the region becomes ``raise NotImplementedError("<exercise label>: <hint>")`` at the indentation of
-the BEGIN line; the lines outside the region (the header, the docstring, the check call) stay. The stub cell is
-tagged ``raises-exception``, so the student book builds with -W and shows the error. Unmarked solution cells and
-the solution text just disappear.
+Every other exercise is a *written question*. For each chapter this tool writes the nbgrader *source* notebook
+(tools/course.py): the chapter without its solutions, and after each exercise
 
-_student/ is a complete small book: _config.yml (title marked "student edition", sphinx-exercise's
-``hide_solutions`` on as a second guard, no launch or repository buttons that would open the instructor's
-notebooks unless --repository-url names the students' repository), _toc.yml, references.bib, vendor/,
-tools/sphinx/, and chapters/ with each student .md and its .ipynb pair (jupytext). Unless --no-html is given the
-student HTML is then built into _student/_build/html by tools/build_book.py (-W: any warning fails it).
-tests/test_student.py checks that no solution content survives in any of these files.
+* for a code question, an answer cell (the marked cell without its check calls; the hint becomes a ``# Hint:``
+  comment and the region nbgrader's ``### BEGIN SOLUTION`` ... ``### END SOLUTION``) and a test cell with the
+  points: the public check calls, and in ``### BEGIN HIDDEN TESTS`` the same checks on more cases drawn from the
+  course's hidden seed (``selfcheck.check_xxx(fn, seed=...)``), which only the autograder has;
+* for a written question, a manually graded Markdown answer cell holding the worked solution (text and code).
 
-Usage: make_student.py [--out DIR] [--chapters NAME,NAME] [--no-html] [--repository-url URL [--branch BRANCH]]
---chapters keeps only the named notebook chapters (plus the root page and the pages that are not notebooks),
-for a quick look or a one-chapter handout.
+Points: a code question is worth 2, a written one 1, unless a MyST comment ``% points: N`` stands between the
+exercise and its solution. ``nbgrader generate_assignment`` then makes the release notebook: answers replaced by
+stubs, hidden tests removed, test cells locked. The release notebook *is* the student notebook: it is copied to
+_student/chapters/<name>.ipynb, and its MyST text (jupytext) is the student .md, from which the student HTML is
+built (tools/build_book.py, -W: any warning fails it). The instructors page is replaced in the student edition by a
+student page (tools/student/exercises.md); pages that are not notebooks are otherwise copied.
+
+Nothing is destroyed: the output folders must be new, empty, or made by this tool earlier (a stamp file it writes,
+listing its files); the project root and any other folder are refused with exit code 2. In a student edition
+made earlier only the files it listed are replaced or removed; in a course folder nothing is ever removed (the
+gradebook, submissions and grades stay).
+
+Usage: make_student.py [--out DIR] [--course DIR] [--chapters NAME,NAME] [--no-html] [--hidden-seed N]
+                       [--repository-url URL [--branch BRANCH]]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import re
-import shutil
+import secrets
 import subprocess
 import sys
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import course as nbg  # noqa: E402  (tools/course.py: nbgrader's metadata and commands)
+
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ["references.bib", "vendor", "tools/sphinx"]
+# pages replaced in the student edition: instructor page -> (student page, its source)
+REPLACED = {"chapters/instructors": ("chapters/exercises", ROOT / "tools" / "student" / "exercises.md")}
+STAMPS = {"student": ".filterbook-student", "course": ".filterbook-course"}
+GENERATED = "# Generated by tools/make_student.py from the instructor's book: do not edit, regenerate.\n"
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION(?:[ \t]*\(hint:[ \t]*(?P<hint>.*?)\))?[ \t]*$")
 END = re.compile(r"^[ \t]*# END SOLUTION[ \t]*$")
+CHECK = re.compile(r"^selfcheck\.(?P<check>check_\w+)\((?P<args>.*)\)[ \t]*$")
+POINTS = re.compile(r"^%[ \t]*points:[ \t]*(?P<n>\d+(?:\.\d+)?)[ \t]*$")
 FENCE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,}|:{3,})[ \t]*(?:\{(?P<name>[^}\s]+)\})?[ \t]*(?P<arg>.*?)[ \t]*$")
 STUB_TAG = "raises-exception"
+DEFAULT_POINTS = {"code": 2, "written": 1}
 
 
 class StudentError(ValueError):
-    """A chapter cannot be turned into its student version (the message names the file and line)."""
+    """A chapter cannot be turned into its assignment (the message names the file and line), or an output folder
+    is refused."""
 
 
 @dataclass
-class Stub:
-    label: str          # the exercise it belongs to
-    hints: list[str]
-    source: str         # the stub cell's code
+class Question:
+    label: str                   # the exercise's label
+    kind: str                    # "code" or "written"
+    points: float
+    hints: list[str] = field(default_factory=list)          # code: the hints shown to the students
+    answer: list[str] = field(default_factory=list)         # code: the answer regions' lines; written: the solution
+    checks: list[str] = field(default_factory=list)         # code: the public check calls
+
+    @property
+    def answer_id(self) -> str:
+        return f"{self.label}-answer"
+
+    @property
+    def check_id(self) -> str:
+        return f"{self.label}-check"
 
 
 @dataclass
 class Chapter:
-    student: str                                  # the student .md
+    source: str                                   # the nbgrader source notebook, as MyST text
     exercises: list[str] = field(default_factory=list)
     solutions: list[str] = field(default_factory=list)
-    stubs: list[Stub] = field(default_factory=list)
+    questions: list[Question] = field(default_factory=list)
 
 
 def is_notebook(text: str) -> bool:
@@ -111,9 +142,13 @@ def _cell_code(block: list[str]) -> tuple[int, list[str]]:
     return i, block[i:-1]
 
 
-def stub_code(code: list[str], label: str, where: str) -> tuple[list[str], list[str]] | None:
-    """The stub of a code cell (answer regions replaced by a raise) and its hints; None when it has no region."""
-    out, hints, inside = [], [], False
+def answer_cell(code: list[str], where: str) -> tuple[list[str], list[str], list[str], list[str]] | None:
+    """(answer cell lines, hints, answer-region lines, check calls) of a marked code cell; None without markers.
+
+    In the answer cell each ``# BEGIN SOLUTION (hint: h)`` becomes ``# Hint: h`` and nbgrader's
+    ``### BEGIN SOLUTION``, each ``# END SOLUTION`` nbgrader's ``### END SOLUTION``; the top-level
+    ``selfcheck.check_xxx(...)`` calls move to the test cell."""
+    out, hints, region, checks, inside = [], [], [], [], False
     for n, line in enumerate(code):
         m = BEGIN.match(line)
         if m:
@@ -124,119 +159,272 @@ def stub_code(code: list[str], label: str, where: str) -> tuple[list[str], list[
                 raise StudentError(f"{where}+{n}: write a hint for the students: # BEGIN SOLUTION (hint: ...)")
             inside = True
             hints.append(hint)
-            out.append(f"{m.group('indent')}raise NotImplementedError({f'{label}: {hint}'!r})")
+            out += hint_lines(m.group("indent"), hint) + [f"{m.group('indent')}### BEGIN SOLUTION"]
         elif END.match(line):
             if not inside:
                 raise StudentError(f"{where}+{n}: END SOLUTION without BEGIN SOLUTION")
             inside = False
-        elif "BEGIN SOLUTION" in line or "END SOLUTION" in line:
+            out.append(line.replace("# END SOLUTION", "### END SOLUTION"))
+        elif "BEGIN SOLUTION" in line or "END SOLUTION" in line or "HIDDEN TESTS" in line:
             raise StudentError(f"{where}+{n}: malformed marker {line.strip()!r}; write '# BEGIN SOLUTION (hint: ...)' "
                                f"and '# END SOLUTION' on lines of their own")
-        elif not inside:
+        elif inside:
+            region.append(line)
+            out.append(line)
+        elif CHECK.match(line):
+            checks.append(line.strip())
+        else:
             out.append(line)
     if inside:
         raise StudentError(f"{where}: BEGIN SOLUTION without END SOLUTION")
-    return (out, hints) if hints else None
+    if not hints:
+        return None
+    if not checks:
+        raise StudentError(f"{where}: a marked cell needs its check call, e.g. selfcheck.check_gd_step(my_gd_step), "
+                           f"on a line of its own after the answer")
+    while out and not out[-1].strip():
+        out.pop()
+    return out, hints, region, checks
 
 
-def split_chapter(text: str, name: str = "<chapter>", *, verify: bool = True) -> Chapter:
-    """The student version of one chapter source (see the module docstring)."""
-    lines = text.split("\n")
-    notebook = is_notebook(text)
-    out: list = []                       # str lines, or ("stubs", label) placeholders
-    chapter = Chapter(student="")
-    stubs: dict[str, list[Stub]] = {}
-    solution = None                      # (label, line) while inside a gated solution
-    exercise_start = None                # label while inside a gated exercise
-    i = 0
-    if notebook:                         # the front matter is copied as it is
-        end = lines.index("---", 1)
-        out.extend(lines[:end + 1])
-        i = end + 1
-    while i < len(lines):
-        line = lines[i]
-        where = f"{name}:{i + 1}"
+def hint_lines(indent: str, hint: str, width: int = 88) -> list[str]:
+    """The hint as comment lines of at most ``width`` characters: ``# Hint: ...``, then ``#   ...``."""
+    lines = textwrap.wrap(hint, width=max(width - len(indent) - 8, 30), break_long_words=False,
+                          break_on_hyphens=False)
+    return [f"{indent}{'# Hint: ' if i == 0 else '#       '}{line}" for i, line in enumerate(lines)]
+
+
+def hidden(check: str, seed: int) -> str:
+    """The hidden test of a public check call: the same check on the cases drawn from ``seed``."""
+    m = CHECK.match(check)
+    return f"selfcheck.{m.group('check')}({m.group('args')}, seed={seed})"
+
+
+def _code_cell(meta: dict, lines: list[str]) -> list[str]:
+    head = yaml.safe_dump(meta, sort_keys=True, default_flow_style=None, width=1000).strip()
+    return ["", "```{code-cell} ipython3", "---", *head.splitlines(), "---", *lines, "```"]
+
+
+def question_cells(q: Question, cell: list[str] | None, seed: int) -> list[str]:
+    """The MyST lines of a question's cells in the source notebook."""
+    if q.kind == "written":
+        meta = {"nbgrader": nbg.metadata(q.answer_id, solution=True, grade=True, points=q.points)}
+        body = "\n".join(q.answer).strip() or "(no worked solution)"
+        return ["", f"+++ {json.dumps(meta, sort_keys=True)}", "", *body.splitlines(), "", "+++"]
+    tags = {"tags": [STUB_TAG]}
+    answer = {"nbgrader": nbg.metadata(q.answer_id, solution=True, grade=False), **tags}
+    test = {"nbgrader": nbg.metadata(q.check_id, solution=False, grade=True, points=q.points), **tags}
+    tests = [*q.checks, "### BEGIN HIDDEN TESTS", *[hidden(c, seed) for c in q.checks], "### END HIDDEN TESTS"]
+    return _code_cell(answer, cell) + _code_cell(test, tests)
+
+
+class _Splitter:
+    """One pass over a chapter's lines (see split_chapter)."""
+
+    def __init__(self, text: str, name: str, seed: int):
+        self.lines, self.name, self.seed = text.split("\n"), name, seed
+        self.notebook = is_notebook(text)
+        self.out: list = []                    # str lines, or ("answers", label) placeholders
+        self.chapter = Chapter(source="")
+        self.solution = None                   # (label, where) inside a gated solution
+        self.exercise_start = None             # label inside a gated exercise
+        self.cells: dict[str, list] = {}       # label -> [(answer cell lines, hints, region, checks)]
+        self.written: dict[str, list[str]] = {}
+        self.points: dict[str, float] = {}
+
+    def run(self) -> Chapter:
+        i = 0
+        if self.notebook:                      # the front matter is copied as it is
+            end = self.lines.index("---", 1)
+            self.out.extend(self.lines[:end + 1])
+            i = end + 1
+        while i < len(self.lines):
+            i = self.step(i)
+        if self.solution is not None:
+            raise StudentError(f"{self.solution[1]}: solution-start of {self.solution[0]} without solution-end")
+        unknown = [label for label in self.written if label not in self.chapter.exercises]
+        if unknown:
+            raise StudentError(f"{self.name}: solutions for exercises that are not in the chapter: {unknown}")
+        self.chapter.source = self.assemble()
+        return self.chapter
+
+    def step(self, i: int) -> int:
+        line, where = self.lines[i], f"{self.name}:{i + 1}"
         m = FENCE.match(line)
         if not m:
-            blank_after_blank = not line.strip() and out and isinstance(out[-1], str) and not out[-1].strip()
-            if solution is None and not blank_after_blank:
-                out.append(line)
-            i += 1
-            continue
-        j = _closing(lines, i + 1, m.group("fence"), where)
-        block, kind, arg = lines[i:j + 1], m.group("name"), m.group("arg")
-        i = j + 1
+            points = POINTS.match(line)
+            if points and self.solution is None and self.chapter.exercises:
+                self.points[self.chapter.exercises[-1]] = float(points.group("n"))
+            elif self.solution is not None:
+                self.written[self.solution[0]].append(line)
+            elif not (not line.strip() and self.out and isinstance(self.out[-1], str) and not self.out[-1].strip()):
+                self.out.append(line)
+            return i + 1
+        j = _closing(self.lines, i + 1, m.group("fence"), where)
+        self.block(self.lines[i:j + 1], m.group("name"), m.group("arg"), where, i)
+        return j + 1
+
+    def block(self, block: list[str], kind: str | None, arg: str, where: str, i: int) -> None:
         if kind == "solution-start":
-            if solution is not None:
-                raise StudentError(f"{where}: solution-start inside the solution of {solution[0]}")
+            if self.solution is not None:
+                raise StudentError(f"{where}: solution-start inside the solution of {self.solution[0]}")
             if not arg:
                 raise StudentError(f"{where}: solution-start needs the exercise label")
-            solution = (arg, where)
-            chapter.solutions.append(arg)
-            stubs.setdefault(arg, [])
-            continue
-        if kind == "solution-end":
-            if solution is None:
+            self.solution = (arg, where)
+            self.chapter.solutions.append(arg)
+            self.written.setdefault(arg, [])
+            self.cells.setdefault(arg, [])
+        elif kind == "solution-end":
+            if self.solution is None:
                 raise StudentError(f"{where}: solution-end without solution-start")
-            solution = None
-            continue
-        if kind == "solution":                                       # the non-gated form: text only
-            if solution is not None:
-                raise StudentError(f"{where}: a solution inside the solution of {solution[0]}")
-            chapter.solutions.append(arg)
-            continue
-        if kind == "code-cell":
-            code_at, code = _cell_code(block)
-            if solution is None:
-                if any(BEGIN.match(c) or END.match(c) for c in code):
-                    raise StudentError(f"{where}: answer markers outside a solution block (they would be left "
-                                       f"for the students)")
-                out.extend(block)
-                continue
-            made = stub_code(code, solution[0], f"{name}:{i - len(block) + code_at + 1}")
-            if made:
-                if not notebook:
-                    raise StudentError(f"{where}: a marked code cell in a page that is not a notebook")
-                src, hints = made
-                stubs[solution[0]].append(Stub(solution[0], hints, "\n".join(src)))
-            continue
-        if solution is not None:                                     # anything else inside a solution goes
-            continue
-        out.extend(block)
+            self.solution = None
+        elif kind == "solution":                                    # the non-gated form: text only
+            if self.solution is not None:
+                raise StudentError(f"{where}: a solution inside the solution of {self.solution[0]}")
+            self.chapter.solutions.append(arg)
+            self.written[arg] = block[1:-1]
+            self.cells.setdefault(arg, [])
+        elif kind == "code-cell":
+            self.code_block(block, where, i)
+        elif self.solution is not None:                             # other content of a solution: the answer
+            self.written[self.solution[0]].extend(block)
+        else:
+            self.out.extend(block)
+            self.exercise(block, kind)
+
+    def code_block(self, block: list[str], where: str, i: int) -> None:
+        code_at, code = _cell_code(block)
+        if self.solution is None:
+            if any(BEGIN.match(c) or END.match(c) for c in code):
+                raise StudentError(f"{where}: answer markers outside a solution block (they would be left "
+                                   f"for the students)")
+            self.out.extend(block)
+            return
+        label = self.solution[0]
+        made = answer_cell(code, f"{self.name}:{i + code_at + 1}")
+        if made is None:                                            # part of a written answer
+            self.written[label] += ["```python", *code, "```"]
+            return
+        if not self.notebook:
+            raise StudentError(f"{where}: a marked code cell in a page that is not a notebook")
+        if self.cells[label]:
+            raise StudentError(f"{where}: a second marked cell for {label}: one answer cell per exercise")
+        self.cells[label].append(made)
+
+    def exercise(self, block: list[str], kind: str | None) -> None:
         if kind == "exercise":
             label = _options(block).get("label")
             if label:
-                chapter.exercises.append(label)
-                out.append(("stubs", label))
+                self.chapter.exercises.append(label)
+                self.out.append(("answers", label))
         elif kind == "exercise-start":
-            exercise_start = _options(block).get("label")
-        elif kind == "exercise-end" and exercise_start:
-            chapter.exercises.append(exercise_start)
-            out.append(("stubs", exercise_start))
-            exercise_start = None
-    if solution is not None:
-        raise StudentError(f"{solution[1]}: solution-start of {solution[0]} without solution-end")
-    unknown = [label for label in stubs if label not in chapter.exercises]
-    if unknown:
-        raise StudentError(f"{name}: solutions for exercises that are not in the chapter: {unknown}")
-    student = []
-    for item in out:
-        if isinstance(item, tuple):
-            for stub in stubs.get(item[1], []):
-                chapter.stubs.append(stub)
-                student += ["", f"```{{code-cell}} ipython3", f":tags: [{STUB_TAG}]", "", stub.source, "```"]
-        else:
-            student.append(item)
-    chapter.student = "\n".join(student).rstrip("\n") + "\n"
-    if verify:                       # parsed again, the student version must have no solution left
-        again = split_chapter(chapter.student, f"{name} (student version)", verify=False)
-        if again.solutions or again.stubs:
-            raise StudentError(f"{name}: the student version still has solutions {again.solutions}")
+            self.exercise_start = _options(block).get("label")
+        elif kind == "exercise-end" and self.exercise_start:
+            self.chapter.exercises.append(self.exercise_start)
+            self.out.append(("answers", self.exercise_start))
+            self.exercise_start = None
+
+    def assemble(self) -> str:
+        text = []
+        for item in self.out:
+            if not isinstance(item, tuple):
+                text.append(item)
+                continue
+            label = item[1]
+            if label not in self.written:                          # an exercise without a solution: nothing to add
+                continue
+            made = self.cells.get(label)
+            kind = "code" if made else "written"
+            q = Question(label, kind, self.points.get(label, DEFAULT_POINTS[kind]))
+            if made:
+                cell, q.hints, q.answer, q.checks = made[0]
+            else:
+                cell, q.answer = None, self.written[label]
+            self.chapter.questions.append(q)
+            if self.notebook:
+                text += question_cells(q, cell, self.seed)
+        return "\n".join(text).rstrip("\n") + "\n"
+
+
+def split_chapter(text: str, name: str = "<chapter>", *, seed: int = 0) -> Chapter:
+    """The nbgrader source of one chapter (see the module docstring); ``seed`` draws the hidden tests' cases."""
+    chapter = _Splitter(text, name, seed).run()
+    for word in ("solution-start", "solution-end"):                 # parsed again: no solution block is left
+        if any((m := FENCE.match(line)) and m.group("name") == word for line in chapter.source.split("\n")):
+            raise StudentError(f"{name}: the source notebook still has a {word} block")
     return chapter
 
 
 # --------------------------------------------------------------------------------------------------------------
-# The student book
+# The output folders: never destroy what this tool did not make
+
+
+class Folder:
+    """An output folder this tool may write: new, empty, or stamped by this tool earlier (the stamp lists the
+    files it wrote there). ``prune`` removes, at the end, the files of the previous stamp not written again."""
+
+    def __init__(self, path: Path, kind: str, option: str):
+        self.path, self.kind, self.option = path.resolve(), kind, option
+        self.stamp = self.path / STAMPS[kind]
+        self.previous: set[str] = set()
+        self.written: set[str] = set()
+
+    def claim(self, others: list["Folder"] = ()) -> "Folder":
+        p = self.path
+        if p == ROOT or p in ROOT.parents:
+            raise StudentError(f"{self.option} {p}: that is the project (or a folder holding it); "
+                               f"choose a new or empty folder, e.g. the default")
+        for other in others:
+            if p == other.path or p in other.path.parents or other.path in p.parents:
+                raise StudentError(f"{self.option} {p}: the same as, or nested with, {other.option} {other.path}")
+        if p.exists() and not p.is_dir():
+            raise StudentError(f"{self.option} {p}: not a folder")
+        if self.stamp.is_file():
+            try:
+                self.previous = set(json.loads(self.stamp.read_text())["files"])
+            except (ValueError, KeyError, TypeError):
+                raise StudentError(f"{self.option} {p}: its stamp {self.stamp.name} is damaged; "
+                                   f"choose a new or empty folder") from None
+        elif p.exists() and any(p.iterdir()) and not self.legacy():
+            raise StudentError(f"{self.option} {p}: the folder is not empty and was not made by make_student "
+                               f"(no {self.stamp.name}); choose a new or empty folder")
+        p.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def legacy(self) -> bool:
+        """A student edition written before stamps existed (its _config.yml starts with this tool's header)."""
+        config = self.path / "_config.yml"
+        return self.kind == "student" and config.is_file() and config.read_text().startswith(GENERATED)
+
+    def write(self, rel: str, data: str | bytes) -> Path:
+        """Write a file (only when its content changes: Sphinx then re-reads only what changed)."""
+        path = self.path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        old = path.read_bytes() if path.exists() else None
+        new = data.encode() if isinstance(data, str) else data
+        if old != new:
+            path.write_bytes(new)
+        self.written.add(rel)
+        return path
+
+    def copy(self, src: Path, rel: str) -> None:
+        files = sorted(f for f in src.rglob("*") if f.is_file() and "__pycache__" not in f.parts) if src.is_dir() \
+            else [src]
+        for f in files:
+            self.write(rel if f == src else f"{rel}/{f.relative_to(src).as_posix()}", f.read_bytes())
+
+    def finish(self, prune: bool) -> None:
+        if prune:
+            for rel in sorted(self.previous - self.written):
+                stale = self.path / rel
+                if stale.is_file():
+                    stale.unlink()
+        files = sorted(self.written | (set() if prune else self.previous))
+        self.stamp.write_text(json.dumps({"made_by": "tools/make_student.py", "files": files}, indent=1) + "\n")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The student book and the course
 
 
 def toc_pages(toc: dict) -> list[str]:
@@ -250,7 +438,8 @@ def student_toc(toc: dict, keep) -> dict:
     out = {key: value for key, value in toc.items() if key != "parts"}
     parts = []
     for part in toc.get("parts", []):
-        chapters = [c for c in part.get("chapters", []) if keep(c["file"])]
+        chapters = [{**c, "file": REPLACED.get(c["file"], (c["file"],))[0]}
+                    for c in part.get("chapters", []) if keep(c["file"])]
         if chapters:
             parts.append({**part, "chapters": chapters})
     out["parts"] = parts
@@ -292,93 +481,147 @@ def assets(text: str, page: str) -> list[Path]:
     return found
 
 
-def _write(path: Path, text: str) -> None:
-    """Write only when the content changes (keeps mtimes, so Sphinx re-reads only what changed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
+EDITION = re.compile(r"^<!-- instructor-edition -->[ \t]*\n.*?^<!-- /instructor-edition -->[ \t]*\n", re.S | re.M)
+STUDENT_LINE = re.compile(r"^<!-- student-edition: (?P<text>.*?) -->[ \t]*$", re.M)
 
 
-def generate(out: Path, chapters: list[str] | None = None, repository_url: str | None = None,
-             branch: str = "main") -> dict[str, Chapter]:
-    """Write the student book into ``out`` (its _build, the execution cache, is kept). Returns the chapters."""
+def student_page(text: str) -> str:
+    """A page's student-edition text: the lines between ``<!-- instructor-edition -->`` and
+    ``<!-- /instructor-edition -->`` go, a ``<!-- student-edition: text -->`` line becomes its text (a comment,
+    so unseen, in the instructor edition), and links to a replaced page go to its student page."""
+    text = STUDENT_LINE.sub(lambda m: m.group("text"), EDITION.sub("", text))
+    for old, (new, _) in REPLACED.items():
+        text = text.replace(f"{{doc}}`{old.rsplit('/', 1)[-1]}`", f"{{doc}}`{new.rsplit('/', 1)[-1]}`")
+    return text
+
+
+def hidden_seed(course: Folder, given: int | None) -> int:
+    """The seed of the hidden tests: given, else the one this course folder already uses, else a new random one
+    (kept in the course folder, so regenerating keeps the hidden tests the students' notebooks were graded on)."""
+    path = course.path / "hidden_seed.txt"
+    if given is None and path.is_file() and path.read_text().strip().isdigit():
+        given = int(path.read_text())
+    seed = secrets.randbelow(2 ** 31) if given is None else given
+    course.write("hidden_seed.txt", f"{seed}\n")
+    return seed
+
+
+def select(toc: dict, texts: dict[str, str], chapters: list[str] | None):
+    """The keep(page) predicate of --chapters (the root page and the pages that are not notebooks always stay)."""
+    if not chapters:
+        return lambda page: True
+    stems = {page.rsplit("/", 1)[-1]: page for page in texts}
+    unknown = [c for c in chapters if c not in stems]
+    if unknown:
+        raise StudentError(f"--chapters: not in _toc.yml: {unknown} (known: {', '.join(sorted(stems))})")
+    wanted = {stems[c] for c in chapters}
+    return lambda page: page in texts and (page in wanted or page == toc["root"] or not is_notebook(texts[page]))
+
+
+def book_files(out: Folder, toc: dict, keep, chapters, repository_url, branch) -> None:
+    """The student book's configuration, table of contents and copied folders."""
+    config = student_config(yaml.safe_load((ROOT / "_config.yml").read_text()), repository_url, branch)
+    if chapters:               # a subset: the kept pages may cross-reference chapters left out, which is expected
+        sphinx_config = config.setdefault("sphinx", {}).setdefault("config", {})
+        sphinx_config["suppress_warnings"] = [*sphinx_config.get("suppress_warnings", []), "ref.ref", "ref.doc",
+                                              "myst.xref_missing"]
+    out.write("_config.yml", GENERATED + yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    out.write("_toc.yml", GENERATED + yaml.safe_dump(student_toc(toc, keep), sort_keys=False, allow_unicode=True))
+    for name in COPIED:
+        out.copy(ROOT / name, name)
+
+
+def assignment(out: Folder, course: Folder, page: str, chapter: Chapter) -> list[dict]:
+    """Source notebook -> nbgrader generate_assignment -> the student .ipynb and .md. Returns its graded cells."""
     import jupytext
+    import nbformat
 
+    name = page.rsplit("/", 1)[-1]
+    nb = jupytext.reads(chapter.source, fmt="md:myst")
+    nb.metadata["kernelspec"] = dict(nbg.PYTHON_KERNEL)
+    course.write(f"source/{name}/{name}.ipynb", nbformat.writes(nb) + "\n")
+    released = nbg.generate(course.path, name)
+    course.written.add(f"release/{name}/{name}.ipynb")
+    raw = released.read_text()
+    for word in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "seed="):
+        if word in raw:
+            raise StudentError(f"{page}.md: the released notebook still contains {word!r}")
+    out.write(f"{page}.ipynb", raw)
+    out.write(f"{page}.md", jupytext.writes(nbformat.reads(raw, as_version=4), fmt="md:myst"))
+    return nbg.questions(json.loads(raw))
+
+
+def generate(out: Path, course: Path | None = None, chapters: list[str] | None = None,
+             repository_url: str | None = None, branch: str = "main", seed: int | None = None) -> dict[str, Chapter]:
+    """Write the student book into ``out`` and the nbgrader course into ``course`` (default: _course beside
+    ``out``). Returns the chapters."""
+    student = Folder(out, "student", "--out")
+    course_dir = Folder(course or out.resolve().parent / "_course", "course", "--course")
+    student.claim([course_dir])
+    course_dir.claim([student])
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     sources = {page: ROOT / f"{page}.md" for page in toc_pages(toc)}
     missing = [str(p.relative_to(ROOT)) for p in sources.values() if not p.exists()]
     if missing and not chapters:
         raise StudentError(f"_toc.yml lists pages that do not exist: {missing}")
     texts = {page: path.read_text() for page, path in sources.items() if path.exists()}
-    if chapters:
-        stems = {page.rsplit("/", 1)[-1]: page for page in texts}
-        unknown = [c for c in chapters if c not in stems]
-        if unknown:
-            raise StudentError(f"--chapters: not in _toc.yml: {unknown} (known: {', '.join(sorted(stems))})")
-        wanted = {stems[c] for c in chapters}
-        keep = lambda page: page in texts and (page in wanted or page == toc["root"]  # noqa: E731
-                                               or not is_notebook(texts[page]))
-    else:
-        keep = lambda page: True                                                                      # noqa: E731
-    out.mkdir(parents=True, exist_ok=True)
-    header = "# Generated by tools/make_student.py from the instructor's book: do not edit, regenerate.\n"
-    config = student_config(yaml.safe_load((ROOT / "_config.yml").read_text()), repository_url, branch)
-    if chapters:               # a subset: the kept pages may cross-reference chapters left out, which is expected
-        sphinx_config = config.setdefault("sphinx", {}).setdefault("config", {})
-        sphinx_config["suppress_warnings"] = [*sphinx_config.get("suppress_warnings", []), "ref.ref", "ref.doc",
-                                              "myst.xref_missing"]
-    _write(out / "_config.yml", header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
-    _write(out / "_toc.yml", header + yaml.safe_dump(student_toc(toc, keep), sort_keys=False, allow_unicode=True))
-    for name in COPIED:
-        src, dst = ROOT / name, out / name
-        if src.is_dir():
-            shutil.rmtree(dst, ignore_errors=True)
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst)
-    done, written = {}, set()
+    keep = select(toc, texts, chapters)
+    book_files(student, toc, keep, chapters, repository_url, branch)
+    seed = hidden_seed(course_dir, seed)
+    course_dir.write("nbgrader_config.py", nbg.config_text("filterbook"))
+    done, graded = {}, {}
     for page, text in texts.items():
         if not keep(page):
             continue
-        chapter = split_chapter(text, f"{page}.md")
+        if page in REPLACED:
+            new, src = REPLACED[page]
+            student.write(f"{new}.md", src.read_text())
+            continue
+        chapter = split_chapter(student_page(text), f"{page}.md", seed=seed)
         done[page] = chapter
-        md = out / f"{page}.md"
-        _write(md, chapter.student)
-        written.add(md)
-        for asset in assets(chapter.student, page):                       # e.g. a results table it includes
-            (out / asset).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / asset, out / asset)
-            written.add(out / asset)
         if is_notebook(text):
-            ipynb = md.with_suffix(".ipynb")
-            _write(ipynb, jupytext.writes(jupytext.reads(chapter.student, fmt="md:myst"), fmt="ipynb"))
-            written.add(ipynb)
-    for stale in [p for p in (out / "chapters").rglob("*") if p.is_file() and p not in written]:
-        stale.unlink()
+            graded[page.rsplit("/", 1)[-1]] = assignment(student, course_dir, page, chapter)
+        else:
+            student.write(f"{page}.md", chapter.source)
+            for asset in assets(chapter.source, page):                      # e.g. a results table it includes
+                student.write(asset.as_posix(), (ROOT / asset).read_bytes())
+    course_dir.write("README.md", nbg.readme("filterbook", graded, student.path))
+    student.finish(prune=True)
+    course_dir.finish(prune=False)
     return done
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(ROOT / "_student"), help="where to write the student book (_student)")
+    parser.add_argument("--out", default=str(ROOT / "_student"), help="the student edition's folder (_student)")
+    parser.add_argument("--course", default=None, help="the nbgrader course folder (default: _course beside --out)")
     parser.add_argument("--chapters", default="", help="comma-separated chapter names to keep (default: all)")
-    parser.add_argument("--no-html", action="store_true", help="write the sources and notebooks only")
+    parser.add_argument("--no-html", action="store_true", help="notebooks and course only, no student HTML")
+    parser.add_argument("--hidden-seed", type=int, default=None,
+                        help="seed of the hidden tests' cases (default: the course folder's, else a random one)")
     parser.add_argument("--repository-url", default=None,
-                        help="the students' repository (holding this folder) for the launch and repository buttons")
+                        help="the students' repository (holding the student edition) for the launch buttons")
     parser.add_argument("--branch", default="main", help="its branch (default main)")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     chapters = [c.strip() for c in args.chapters.split(",") if c.strip()] or None
+    if args.hidden_seed is not None and args.hidden_seed < 0:
+        print("make_student: --hidden-seed must be a non-negative integer", file=sys.stderr)
+        return 2
     try:
-        done = generate(out, chapters, args.repository_url, args.branch)
+        done = generate(out, Path(args.course) if args.course else None, chapters, args.repository_url,
+                        args.branch, args.hidden_seed)
     except StudentError as exc:
         print(f"make_student: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:                                  # nbgrader failed: its own log says why
+        print(f"make_student: {exc}", file=sys.stderr)
+        return 1
     for page, ch in done.items():
         if ch.exercises:
-            print(f"make_student: {page}: {len(ch.exercises)} exercises, {len(ch.solutions)} solutions removed, "
-                  f"{len(ch.stubs)} code stubs", flush=True)
+            code = sum(q.kind == "code" for q in ch.questions)
+            print(f"make_student: {page}: {len(ch.exercises)} exercises ({code} autograded, "
+                  f"{len(ch.questions) - code} written), {sum(q.points for q in ch.questions):g} points", flush=True)
     print(f"make_student: student notebooks (.md and .ipynb) in {out / 'chapters'}", flush=True)
     if args.no_html:
         return 0
