@@ -1,4 +1,5 @@
-"""The student edition (tools/make_student.py, `make student`): no solution survives, stubs fail as they should.
+"""The student edition (tools/make_student.py, `make student`): no solution survives, answer cells fail as they should,
+the output folders are never destroyed. (tests/test_course.py grades the course that the same tool writes.)
 
 The leak test finds the solution content of each instructor chapter on its own (a plain scan of the
 solution-start ... solution-end regions, not make_student's parser), then looks for it in every student file:
@@ -40,6 +41,7 @@ CHAPTERS = [p for p in NOTEBOOKS if p not in APPENDIX]
 # chapters whose exercises include a code answer checked by filterlib.selfcheck
 SELF_CHECKED = ["gd_gaussian", "one_neuron", "smoothness", "rate", "conv_model", "closeness", "sgd", "init"]
 HTML_CHAPTER = "gd_gaussian"          # the quickest chapter to execute: the one-chapter student book uses it
+HIDDEN_SEED = 271828                  # the hidden tests' seed of the student edition made here
 
 
 def stem(page: str) -> str:
@@ -55,8 +57,14 @@ def student_dir(tmp_path_factory) -> Path:
     """The whole student edition (every page that exists: a page being written may be missing from a checkout)."""
     out = tmp_path_factory.mktemp("student")
     complete = len(PAGES) == len(ms.toc_pages(TOC))
-    ms.generate(out, None if complete else [stem(p) for p in NOTEBOOKS])
+    ms.generate(out, out.parent / f"{out.name}-course", None if complete else [stem(p) for p in NOTEBOOKS],
+                seed=HIDDEN_SEED)
     return out
+
+
+def student_page_path(root: Path, page: str) -> Path:
+    """Where the student edition has a page: a replaced page (the instructors page) is its student page."""
+    return root / f"{ms.REPLACED.get(page, (page,))[0]}.md"
 
 
 def student_files(root: Path, page: str) -> list[Path]:
@@ -155,13 +163,38 @@ def test_every_chapter_ends_with_2_to_4_exercises_each_with_a_solution(page):
     assert text.rstrip().endswith("```{solution-end}\n```"), f"{page}: the exercises must end the chapter"
 
 
+def code_questions(page: str) -> list:
+    return [q for q in ms.split_chapter((ROOT / f"{page}.md").read_text(), page).questions if q.kind == "code"]
+
+
 def test_chapters_with_self_checked_answers():
-    have = {stem(p): ms.split_chapter((ROOT / f"{p}.md").read_text(), p).stubs for p in NOTEBOOKS}
+    have = {stem(p): code_questions(p) for p in NOTEBOOKS}
     missing = [c for c in SELF_CHECKED if not have.get(c)]
     assert not missing, f"chapters without a code answer: {missing}"
-    for name, stubs in have.items():
-        for stub in stubs:
-            assert re.search(r"^selfcheck\.check_\w+\(", stub.source, re.M), f"{name}/{stub.label}: no check call"
+    for name, questions in have.items():
+        for q in questions:
+            assert q.checks and all(re.match(r"^selfcheck\.check_\w+\(", c) for c in q.checks), (name, q.label)
+
+
+@pytest.mark.parametrize("page", NOTEBOOKS, ids=stem)
+def test_hints_share_no_complete_line_with_their_answer(page):
+    """A hint guides; it never states a line of the answer (whitespace ignored)."""
+    squash = lambda text: re.sub(r"\s+", "", text)  # noqa: E731
+    for label, source in marked_cells(page):
+        hints, answer, inside = [], [], False
+        for line in source.splitlines():
+            m = ms.BEGIN.match(line)
+            if m:
+                hints.append(squash(m.group("hint") or ""))
+                inside = True
+            elif ms.END.match(line):
+                inside = False
+            elif inside and len(squash(line)) >= 6:
+                answer.append(squash(line))
+        assert hints and answer, (page, label)
+        for hint in hints:
+            shared = [line for line in answer if line in hint]
+            assert not shared, f"{page}/{label}: the hint gives away the answer line(s) {shared}"
 
 
 def _namespace():
@@ -203,14 +236,32 @@ def test_instructor_answers_pass_their_checks(page):
         assert re.search(r"^✓ check_\w+: passed \d+ cases", buffer.getvalue(), re.M), (label, buffer.getvalue())
 
 
+def answer_cells(nb) -> list:
+    """The code answer cells of a notebook (nbgrader solution cells that are not graded themselves)."""
+    return [c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")
+            and not c.metadata["nbgrader"].get("grade")]
+
+
+STUB_ERROR = "your answer here"     # what nbgrader's code stub (tools/course.py) raises
+
+
 @pytest.mark.parametrize("page", [p for p in NOTEBOOKS if marked_cells(p)], ids=stem)
-def test_stubs_raise_not_implemented_with_label_and_hint(page):
-    chapter = ms.split_chapter((ROOT / f"{page}.md").read_text(), page)
-    for stub in chapter.stubs:
-        with pytest.raises(NotImplementedError) as info:
-            exec(compile(stub.source, f"{page}:{stub.label} (stub)", "exec"), _namespace())
-        assert str(info.value) == f"{stub.label}: {stub.hints[0]}"
-        assert len(stub.hints[0]) >= 10
+def test_answer_cells_show_the_hint_and_their_function_raises_not_implemented(student_dir, page):
+    nb = nbformat.read(student_dir / f"{page}.ipynb", as_version=4)
+    questions = code_questions(page)
+    cells = answer_cells(nb)
+    assert [c.metadata["nbgrader"]["grade_id"] for c in cells] == [q.answer_id for q in questions]
+    for cell, q in zip(cells, questions):
+        comment = " ".join(line.strip().lstrip("#").strip() for line in cell.source.splitlines()
+                           if line.strip().startswith("#") and "Your answer here" not in line)
+        assert f"Hint: {q.hints[0]}" in comment, (q.label, comment)
+        assert all(len(line) <= 88 for line in cell.source.splitlines() if line.strip().startswith("# Hint")
+                   or line.strip().startswith("#  ")), q.label
+        namespace = _namespace()
+        exec(compile(cell.source, f"{page}:{q.label} (answer cell)", "exec"), namespace)
+        function = re.search(r"^def (\w+)\(", cell.source, re.M).group(1)
+        with pytest.raises(NotImplementedError, match=f"^{STUB_ERROR}$"):
+            namespace[function](*[None] * namespace[function].__code__.co_argcount)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -235,16 +286,41 @@ def test_no_solution_content_in_student_notebooks(student_dir, page):
         found = leaks(secrets, path)
         assert not found, f"{path.name} leaks solution content: {found[:5]}"
         raw = path.read_text()
-        for word in ("solution-start", "solution-end", "{solution}", "BEGIN SOLUTION", "END SOLUTION"):
+        for word in ("solution-start", "solution-end", "{solution}", "BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS",
+                     f"seed={HIDDEN_SEED}"):
             assert word not in raw, f"{path.name} contains {word!r}"
 
 
+def test_the_instructors_page_is_replaced_by_a_student_page(student_dir):
+    """Its worked example (an answer region) and its instructor-edition sentences appear in no student file."""
+    secrets = secrets_of("chapters/instructors")
+    assert secrets and norm("return 0.5 * ((fl.forward(w, Z) - fl.forward(w_star, Z)) ** 2).mean()") in secrets
+    assert not (student_dir / "chapters" / "instructors.md").exists()
+    page = student_dir / "chapters" / "exercises.md"
+    assert page.read_text() == (ROOT / "tools" / "student" / "exercises.md").read_text()
+    files = [p for p in student_dir.rglob("*") if p.suffix in (".md", ".ipynb") and p.is_file()]
+    for path in files:
+        assert not leaks(secrets, path), path
+        assert "instructor edition" not in path.read_text().lower(), path
+        assert "{doc}`instructors`" not in path.read_text(), path
+
+
 @pytest.mark.parametrize("page", [p for p in PAGES if p not in NOTEBOOKS], ids=stem)
-def test_pages_without_solutions_are_copied_unchanged(student_dir, page):
-    """The other pages (this instructor page shows the markup inside a code fence) have nothing to remove."""
+def test_pages_without_solutions_are_copied_with_their_student_text(student_dir, page):
+    """The other pages have no solution to remove; only their instructor-edition lines go."""
     source = (ROOT / f"{page}.md").read_text()
     assert not ms.split_chapter(source, page).solutions, f"{page} is not a notebook chapter but has solutions"
-    assert (student_dir / f"{page}.md").read_text().strip() == source.strip()
+    if page in ms.REPLACED:
+        return
+    assert student_page_path(student_dir, page).read_text().strip() == ms.student_page(source).strip()
+
+
+def test_edition_markers():
+    text = ("a\n<!-- student-edition: see {doc}`instructors` -->\n<!-- instructor-edition -->\nsecret\n"
+            "<!-- /instructor-edition -->\nb\n")
+    assert ms.student_page(text) == "a\nsee {doc}`exercises`\nb\n"
+    intro = (ROOT / "chapters" / "intro.md").read_text()
+    assert "<!-- instructor-edition -->" in intro and "make student" not in ms.student_page(intro)
 
 
 @pytest.mark.parametrize("page", NOTEBOOKS, ids=stem)
@@ -252,9 +328,14 @@ def test_student_ipynb_is_the_pair_of_the_student_md(student_dir, page):
     md, ipynb = jupytext.read(student_dir / f"{page}.md"), jupytext.read(student_dir / f"{page}.ipynb")
     strip = lambda nb: [(c.cell_type, c.source.strip(), c.metadata.get("tags", [])) for c in nb.cells]  # noqa: E731
     assert strip(md) == strip(ipynb)
-    tagged = [c for c in ipynb.cells if ms.STUB_TAG in c.metadata.get("tags", [])]
-    chapter = ms.split_chapter((ROOT / f"{page}.md").read_text(), page)
-    assert [c.source.strip() for c in tagged] == [s.source.strip() for s in chapter.stubs]
+    tagged = [c.metadata["nbgrader"]["grade_id"] for c in ipynb.cells if ms.STUB_TAG in c.metadata.get("tags", [])]
+    questions = ms.split_chapter((ROOT / f"{page}.md").read_text(), page).questions
+    assert tagged == [i for q in questions if q.kind == "code" for i in (q.answer_id, q.check_id)]
+    written = [c.metadata["nbgrader"]["grade_id"] for c in ipynb.cells if c.cell_type == "markdown"
+               and c.metadata.get("nbgrader", {}).get("solution")]
+    assert written == [q.answer_id for q in questions if q.kind == "written"]
+    assert all(c.source == "*Your answer here.*" for c in ipynb.cells if c.cell_type == "markdown"
+               and c.metadata.get("nbgrader", {}).get("solution"))
 
 
 def test_student_config_has_no_instructor_links(student_dir):
@@ -262,7 +343,8 @@ def test_student_config_has_no_instructor_links(student_dir):
     assert config["title"].endswith("(student edition)")
     assert config["sphinx"]["config"]["hide_solutions"] is True
     assert "repository" not in config and not config["launch_buttons"]["colab_url"]
-    assert ms.toc_pages(yaml.safe_load((student_dir / "_toc.yml").read_text())) == PAGES
+    assert ms.toc_pages(yaml.safe_load((student_dir / "_toc.yml").read_text())) == \
+        [ms.REPLACED.get(p, (p,))[0] for p in PAGES]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -273,7 +355,8 @@ def test_student_config_has_no_instructor_links(student_dir):
 def student_html(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("student_book")
     proc = subprocess.run([sys.executable, str(ROOT / "tools" / "make_student.py"), "--out", str(out),
-                           "--chapters", HTML_CHAPTER], cwd=ROOT, capture_output=True, text=True,
+                           "--course", str(out.parent / f"{out.name}-course"), "--chapters", HTML_CHAPTER],
+                          cwd=ROOT, capture_output=True, text=True,
                           env=dict(os.environ, FILTERLIB_DEVICE=os.environ.get("FILTERLIB_DEVICE", "cpu")))
     if proc.returncode != 0:
         pytest.fail("the student book build failed:\n" + (proc.stdout + proc.stderr)[-6000:])
@@ -298,18 +381,21 @@ def test_student_html_has_no_solution(student_html):
     assert "github.com/filterbook" not in text
 
 
-def test_student_html_shows_exercises_and_the_stub_error(student_html):
-    """Not vacuous: the exercise text and the stub's hint are found by the same normalisation."""
+def test_student_html_shows_exercises_answer_cells_and_the_stub_error(student_html):
+    """Not vacuous: the exercise text, the hints and the stub's error are found by the same normalisation."""
     page = next(p for p in PAGES if stem(p) == HTML_CHAPTER)
-    chapter = ms.split_chapter((ROOT / f"{page}.md").read_text(), page)
+    questions = ms.split_chapter((ROOT / f"{page}.md").read_text(), page).questions
     text = text_of(student_html / "chapters" / f"{HTML_CHAPTER}.html")
-    assert chapter.stubs
-    for stub in chapter.stubs:
-        assert norm(f"NotImplementedError: {stub.label}: {stub.hints[0]}") in text
+    assert any(q.kind == "code" for q in questions) and any(q.kind == "written" for q in questions)
+    assert text.count(norm(f"NotImplementedError: {STUB_ERROR}")) == sum(q.kind == "code" for q in questions)
+    assert text.count(norm("Your answer here")) >= len(questions)
     lines = (ROOT / f"{page}.md").read_text().splitlines()
-    start = lines.index(f":label: {chapter.stubs[0].label}")
-    statement = [f for line in lines[start + 1:lines.index("```", start)] for f in fragments(line)]
-    assert statement and all(f in text for f in statement), [f for f in statement if f not in text]
+    for q in questions:
+        start = lines.index(f":label: {q.label}")
+        statement = [f for line in lines[start + 1:lines.index("```", start)] for f in fragments(line)]
+        assert statement and all(f in text for f in statement), [f for f in statement if f not in text]
+        for hint in q.hints:
+            assert all(norm(word) in text for word in hint.split()), hint
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -354,15 +440,16 @@ def test_names_read_finds_what_a_cell_takes_from_the_kernel():
 
 def stubs_after_the_build(student_nb, executed) -> int | None:
     """K when the student notebook's code cells are the executed instructor notebook's first K code cells (same
-    source and tags) followed only by self-contained stubs; None otherwise."""
+    source and tags) followed only by stubs (answer and check cells) that, together, are self-contained; None
+    otherwise."""
     cells, instructor = conftest.code_cells(student_nb), conftest.code_cells(executed)
     k = next((i for i, c in enumerate(cells) if ms.STUB_TAG in c.metadata.get("tags", [])), len(cells))
     key = lambda c: (c.source, c.metadata.get("tags", []))  # noqa: E731
     if [key(c) for c in cells[:k]] != [key(c) for c in instructor[:k]]:
         return None
-    if any(ms.STUB_TAG not in c.metadata.get("tags", []) or names_read(c.source) != set() for c in cells[k:]):
+    if any(ms.STUB_TAG not in c.metadata.get("tags", []) for c in cells[k:]):
         return None
-    return k
+    return k if names_read("\n".join(c.source for c in cells[k:])) == set() else None
 
 
 def test_stubs_after_the_build_only_when_the_student_notebook_is_built_prefix_plus_self_contained_stubs():
@@ -377,6 +464,7 @@ def test_stubs_after_the_build_only_when_the_student_notebook_is_built_prefix_pl
     assert stubs_after_the_build(student(code("x = 2"), code("print(x)"), stub(own)), built) is None   # not the build's
     assert stubs_after_the_build(student(code("x = 1"), code("print(x)"), stub("f(x)")), built) is None  # reads x
     assert stubs_after_the_build(student(code("x = 1"), stub(own), code("print(x)")), built) is None  # a cell after
+    assert stubs_after_the_build(student(code("x = 1"), stub("def g():\n    return 1"), stub("g()")), built) == 1
 
 
 def run_student_notebook(nb, path: Path, executed) -> str:
@@ -399,28 +487,33 @@ def run_student_notebook(nb, path: Path, executed) -> str:
 @pytest.mark.book
 @pytest.mark.parametrize("page", NOTEBOOKS, ids=stem)
 def test_student_notebook_runs_up_to_the_first_stub(student_dir, executed_chapter, page):
+    """No error before the exercises; each answer cell defines its function, and its check cell stops with the
+    stub's NotImplementedError."""
     nb = jupytext.read(student_dir / f"{page}.md")
     os.environ["FILTERLIB_PROGRESS"] = "0"
-    how = run_student_notebook(nb, (student_dir / page).parent,                     # stubs are tagged raises-exception
+    how = run_student_notebook(nb, (student_dir / page).parent,          # answer and check cells: raises-exception
                                executed_chapter(ROOT / f"{page}.md"))
-    chapter = ms.split_chapter((ROOT / f"{page}.md").read_text(), page)
-    stubs = iter(chapter.stubs)
-    seen_stub = False
+    questions = iter(code_questions(page))
+    expect = None
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         stderr = [o for o in cell.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"]
         assert not stderr, (page, how, cell.source[:200], stderr)
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if ms.STUB_TAG in cell.metadata.get("tags", []):
-            stub = next(stubs)
-            assert len(errors) == 1 and errors[0]["ename"] == "NotImplementedError", (page, how, stub.label, errors)
-            assert errors[0]["evalue"] == f"{stub.label}: {stub.hints[0]}"
-            seen_stub = True
+            if expect is None:
+                expect = next(questions)
+                assert grade_id == expect.answer_id and not errors, (page, how, grade_id, errors)
+            else:
+                assert grade_id == expect.check_id, (page, grade_id)
+                assert [(e["ename"], e["evalue"]) for e in errors] == [("NotImplementedError", STUB_ERROR)], \
+                    (page, how, grade_id, errors)
+                expect = None
         else:
-            assert not errors, (page, how, "an error before or between the stubs", cell.source[:200], errors)
-    assert next(stubs, None) is None
-    assert seen_stub or not chapter.stubs
+            assert not errors, (page, how, "an error before or between the exercises", cell.source[:200], errors)
+    assert expect is None and next(questions, None) is None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -506,20 +599,56 @@ The secret explanation of the second answer.
 
 
 def test_split_chapter_on_an_example():
-    chapter = ms.split_chapter(EXAMPLE, "example.md")
+    chapter = ms.split_chapter(EXAMPLE.replace("Write f.\n```\n", "Write f.\n```\n\n% points: 5\n"), "example.md",
+                               seed=7)
     assert chapter.exercises == ["ex-a", "ex-b"] and chapter.solutions == ["ex-a", "ex-b"]
-    text = chapter.student
-    assert "secret" not in text and "y = x + 1" not in text and "return 0" not in text
-    assert "Some text between." in text and "```{solution-start} ex-shown" in text       # example fences are kept
-    stub = chapter.stubs[0].source
-    assert "        raise NotImplementedError('ex-a: use (x + 1)')" in stub.splitlines()
-    assert "    raise NotImplementedError('ex-a: the other branch')" in stub.splitlines()
-    assert stub.splitlines()[0] == "from filterlib import selfcheck" and stub.rstrip().endswith("selfcheck.check_forward(f)")
-    # the stub comes right after its exercise, before the next exercise
-    assert text.index("Write f.") < text.index("raise NotImplementedError") < text.index("Explain.")
+    assert [(q.label, q.kind, q.points) for q in chapter.questions] == [("ex-a", "code", 5), ("ex-b", "written", 1)]
+    assert chapter.questions[0].hints == ["use (x + 1)", "the other branch"]
+    assert chapter.questions[0].checks == ["selfcheck.check_forward(f)"]
+    text = chapter.source
+    assert "secret_helper_value" not in text and "The secret explanation of the first answer." not in text
+    assert "% points: 5" not in text and "Some text between." in text
+    assert "```{solution-start} ex-shown" in text                                   # example fences are kept
     nb = jupytext.reads(text, fmt="md:myst")
-    tagged = [c for c in nb.cells if c.cell_type == "code" and "raises-exception" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1 and "hide-input" not in tagged[0].metadata.get("tags", [])
+    graded = [(c.cell_type, c.metadata["nbgrader"]) for c in nb.cells if "nbgrader" in c.metadata]
+    assert [(kind, m["grade_id"], m["solution"], m["grade"], m.get("points")) for kind, m in graded] == [
+        ("code", "ex-a-answer", True, False, None), ("code", "ex-a-check", False, True, 5),
+        ("markdown", "ex-b-answer", True, True, 1)]
+    answer, check, written = [c for c in nb.cells if "nbgrader" in c.metadata]
+    assert "        # Hint: use (x + 1)\n        ### BEGIN SOLUTION\n        y = x + 1" in answer.source
+    assert answer.source.splitlines()[0] == "from filterlib import selfcheck" and "check_forward" not in answer.source
+    assert check.source.splitlines() == ["selfcheck.check_forward(f)", "### BEGIN HIDDEN TESTS",
+                                         "selfcheck.check_forward(f, seed=7)", "### END HIDDEN TESTS"]
+    assert written.source == "The secret explanation of the second answer."
+    assert answer.metadata["tags"] == check.metadata["tags"] == [ms.STUB_TAG]           # hide-input is not kept
+    # the answer cells come right after their exercise, before the next exercise
+    assert text.index("Write f.") < text.index("### BEGIN SOLUTION") < text.index("Explain.")
+    assert text.index("Explain.") < text.index("The secret explanation of the second answer.") < \
+        text.index("Some text between.")
+
+
+def test_nbgrader_releases_the_example_without_answers(tmp_path):
+    """The real nbgrader (tools/course.py) on the example: stubs at the regions' indentation, no answer left."""
+    chapter = ms.split_chapter(EXAMPLE, "example.md", seed=7)
+    nb = jupytext.reads(chapter.source, fmt="md:myst")
+    nb.metadata["kernelspec"] = ms.nbg.PYTHON_KERNEL
+    (tmp_path / "source" / "example").mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "source" / "example" / "example.ipynb")
+    (tmp_path / "nbgrader_config.py").write_text(ms.nbg.config_text("test"))
+    released = nbformat.read(ms.nbg.generate(tmp_path, "example"), as_version=4)
+    text = "\n".join(c.source for c in released.cells)
+    for secret in ("y = x + 1", "return 0", "secret", "seed=7", "HIDDEN", "SOLUTION"):
+        assert secret not in text, secret
+    answer = next(c.source for c in released.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ex-a-answer")
+    lines = answer.splitlines()
+    assert '        raise NotImplementedError("your answer here")' in lines
+    assert '    raise NotImplementedError("your answer here")' in lines
+    assert "        # Hint: use (x + 1)" in lines and "    # Hint: the other branch" in lines
+    check = next(c for c in released.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ex-a-check")
+    assert check.source == "selfcheck.check_forward(f)" and check.metadata["editable"] is False
+    assert ms.nbg.questions(json.loads(nbformat.writes(released))) == [
+        {"grade_id": "ex-a-check", "points": 2, "manual": False, "cell_type": "code"},
+        {"grade_id": "ex-b-answer", "points": 1, "manual": True, "cell_type": "markdown"}]
 
 
 @pytest.mark.parametrize("old, new, message", [
@@ -528,6 +657,10 @@ def test_split_chapter_on_an_example():
     ("        return y\n        # END SOLUTION", "        return y", "BEGIN SOLUTION inside another"),
     ("    return 0\n    # END SOLUTION", "    return 0\n    # END SOLUTION here", "malformed marker"),
     ("The secret explanation of the first answer.\n\n```{solution-end}\n```", "", "solution-start inside"),
+    ("selfcheck.check_forward(f)\n", "print(f(1))\n", "needs its check call"),
+    ("```{code-cell} ipython3\nsecret_helper_value = 42\n```",
+     "```{code-cell} ipython3\ndef g():\n    # BEGIN SOLUTION (hint: h)\n    return 1\n    # END SOLUTION\n\n"
+     "selfcheck.check_forward(g)\n```", "a second marked cell"),
 ])
 def test_split_chapter_rejects_broken_markup(old, new, message):
     broken = EXAMPLE.replace(old, new, 1)
@@ -548,28 +681,89 @@ def test_split_chapter_rejects_markers_outside_solutions_and_unknown_exercises()
 
 
 def test_repository_url_option_points_the_buttons_at_the_students_repository(tmp_path):
-    rc = ms.main(["--out", str(tmp_path), "--chapters", "gd_gaussian", "--no-html",
+    out = tmp_path / "student"
+    rc = ms.main(["--out", str(out), "--course", str(tmp_path / "course"), "--chapters", "gd_gaussian", "--no-html",
                   "--repository-url", "https://github.com/someone/course"])
     assert rc == 0
-    config = yaml.safe_load((tmp_path / "_config.yml").read_text())
+    config = yaml.safe_load((out / "_config.yml").read_text())
     assert config["repository"]["url"] == "https://github.com/someone/course"
     assert config["launch_buttons"]["colab_url"]
-    toc = ms.toc_pages(yaml.safe_load((tmp_path / "_toc.yml").read_text()))
+    toc = ms.toc_pages(yaml.safe_load((out / "_toc.yml").read_text()))
     assert "chapters/gd_gaussian" in toc and "chapters/rate" not in toc
-    assert (tmp_path / "chapters" / "gd_gaussian.ipynb").exists() and not (tmp_path / "chapters" / "rate.md").exists()
+    assert (out / "chapters" / "gd_gaussian.ipynb").exists() and not (out / "chapters" / "rate.md").exists()
+    released = tmp_path / "course" / "release" / "gd_gaussian" / "gd_gaussian.ipynb"
+    assert released.read_bytes() == (out / "chapters" / "gd_gaussian.ipynb").read_bytes()
 
 
 def test_the_instructor_page_example_is_a_working_exercise():
-    """The marked-cell example of chapters/instructors.md passes its check, and its stub raises with the hint."""
+    """The marked-cell example of chapters/instructors.md passes its check; its answer region is one question."""
     page = (ROOT / "chapters" / "instructors.md").read_text()
     example = re.search(r"````md\n(.*?)\n````", page, re.S).group(1)
     header = EXAMPLE.split("# A chapter")[0]
     chapter = ms.split_chapter(header + example + "\n", "instructors-example")
-    assert chapter.exercises == ["ex-my-loss"] and len(chapter.stubs) == 1
+    assert chapter.exercises == ["ex-my-loss"] and [q.kind for q in chapter.questions] == ["code"]
+    assert chapter.questions[0].checks == ["selfcheck.check_loss(my_loss)"]
     source = example.split("```{code-cell} ipython3\n")[1].split("\n```")[0]
     buffer = io.StringIO()
     with redirect_stdout(buffer):
         exec(compile(source, "instructors-example", "exec"), _namespace())
     assert buffer.getvalue().startswith("✓ check_loss: passed")
-    with pytest.raises(NotImplementedError, match="^ex-my-loss: fl.forward gives"):
-        exec(compile(chapter.stubs[0].source, "instructors-example (stub)", "exec"), _namespace())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# make_student never destroys what it did not make
+
+
+def git_status() -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout
+
+
+def run_make_student(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "make_student.py"), "--no-html", *args], cwd=cwd,
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("option", ["--out", "--course"])
+def test_make_student_refuses_the_project_root(option):
+    """`--out .` (or --course .) in the project: one line, exit code 2, nothing written or changed."""
+    before = git_status()
+    stamps = sorted(ROOT.glob(".filterbook-*"))
+    proc = run_make_student(option, ".", "--chapters", "gd_gaussian")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.count("\n") == 1 and option in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert git_status() == before
+    assert sorted(ROOT.glob(".filterbook-*")) == stamps
+
+
+@pytest.mark.parametrize("option", ["--out", "--course"])
+def test_make_student_refuses_a_folder_it_did_not_make(tmp_path, option):
+    mine = tmp_path / "mine"
+    (mine / "vendor").mkdir(parents=True)
+    (mine / "vendor" / "important.txt").write_text("keep me")
+    (mine / "_config.yml").write_text("title: my own book\n")
+    other = {"--out": "--course", "--course": "--out"}[option]
+    proc = run_make_student(option, str(mine), other, str(tmp_path / "other"), "--chapters", "gd_gaussian")
+    assert proc.returncode == 2 and option in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert sorted(p.relative_to(mine).as_posix() for p in mine.rglob("*")) == ["_config.yml", "vendor",
+                                                                               "vendor/important.txt"]
+    assert (mine / "vendor" / "important.txt").read_text() == "keep me"
+    assert (mine / "_config.yml").read_text() == "title: my own book\n"
+
+
+def test_make_student_regenerates_its_own_folders_and_keeps_everything_else(tmp_path):
+    out, course = tmp_path / "student", tmp_path / "course"
+    assert run_make_student("--out", str(out), "--course", str(course), "--chapters", "init").returncode == 0
+    assert (out / ".filterbook-student").is_file() and (course / ".filterbook-course").is_file()
+    (out / "notes.txt").write_text("the student's own file")
+    graded = course / "submitted" / "someone" / "init" / "init.ipynb"
+    graded.parent.mkdir(parents=True)
+    graded.write_text("{}")
+    seed = (course / "hidden_seed.txt").read_text()
+    proc = run_make_student("--out", str(out), "--course", str(course), "--chapters", "sgd")
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "chapters" / "sgd.ipynb").exists() and not (out / "chapters" / "init.ipynb").exists()
+    assert (out / "notes.txt").read_text() == "the student's own file"
+    assert graded.read_text() == "{}" and (course / "release" / "init" / "init.ipynb").exists()
+    assert (course / "hidden_seed.txt").read_text() == seed                 # the hidden tests stay the same
+    assert (course / "release" / "sgd" / "init.ipynb").exists() is False

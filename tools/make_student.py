@@ -95,6 +95,7 @@ class Question:
 @dataclass
 class Chapter:
     source: str                                   # the nbgrader source notebook, as MyST text
+    seed: int = 0                                 # the hidden tests' seed
     exercises: list[str] = field(default_factory=list)
     solutions: list[str] = field(default_factory=list)
     questions: list[Question] = field(default_factory=list)
@@ -225,7 +226,7 @@ class _Splitter:
         self.lines, self.name, self.seed = text.split("\n"), name, seed
         self.notebook = is_notebook(text)
         self.out: list = []                    # str lines, or ("answers", label) placeholders
-        self.chapter = Chapter(source="")
+        self.chapter = Chapter(source="", seed=seed)
         self.solution = None                   # (label, where) inside a gated solution
         self.exercise_start = None             # label inside a gated exercise
         self.cells: dict[str, list] = {}       # label -> [(answer cell lines, hints, region, checks)]
@@ -254,7 +255,8 @@ class _Splitter:
         if not m:
             points = POINTS.match(line)
             if points and self.solution is None and self.chapter.exercises:
-                self.points[self.chapter.exercises[-1]] = float(points.group("n"))
+                n = float(points.group("n"))
+                self.points[self.chapter.exercises[-1]] = int(n) if n.is_integer() else n
             elif self.solution is not None:
                 self.written[self.solution[0]].append(line)
             elif not (not line.strip() and self.out and isinstance(self.out[-1], str) and not self.out[-1].strip()):
@@ -349,9 +351,9 @@ class _Splitter:
 def split_chapter(text: str, name: str = "<chapter>", *, seed: int = 0) -> Chapter:
     """The nbgrader source of one chapter (see the module docstring); ``seed`` draws the hidden tests' cases."""
     chapter = _Splitter(text, name, seed).run()
-    for word in ("solution-start", "solution-end"):                 # parsed again: no solution block is left
-        if any((m := FENCE.match(line)) and m.group("name") == word for line in chapter.source.split("\n")):
-            raise StudentError(f"{name}: the source notebook still has a {word} block")
+    again = _Splitter(chapter.source, f"{name} (source notebook)", seed).run()     # parsed again: no solution left
+    if again.solutions:
+        raise StudentError(f"{name}: the source notebook still has solutions {again.solutions}")
     return chapter
 
 
@@ -543,7 +545,8 @@ def assignment(out: Folder, course: Folder, page: str, chapter: Chapter) -> list
     released = nbg.generate(course.path, name)
     course.written.add(f"release/{name}/{name}.ipynb")
     raw = released.read_text()
-    for word in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "seed="):
+    hidden_calls = [hidden(c, chapter.seed) for q in chapter.questions for c in q.checks]
+    for word in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", *hidden_calls):
         if word in raw:
             raise StudentError(f"{page}.md: the released notebook still contains {word!r}")
     out.write(f"{page}.ipynb", raw)
