@@ -70,7 +70,8 @@ def refusing(check: str, functions):
     list of refusals that happened (non-empty: the answer called a refused function, even if it caught the error)."""
     record: list = []
     swapped = []
-    _ACTIVE.append((check, record))
+    entry = (check, record)
+    _ACTIVE.append(entry)
     try:
         for f in functions:
             stand_in = _stand_in(f)
@@ -80,7 +81,7 @@ def refusing(check: str, functions):
     finally:
         for f, code in reversed(swapped):
             f.__code__ = code
-        _ACTIVE.remove((check, record))
+        del _ACTIVE[next(i for i, e in enumerate(_ACTIVE) if e is entry)]     # by identity: names may repeat
 
 
 # --------------------------------------------------------------------------------------------------------------
