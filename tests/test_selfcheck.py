@@ -595,3 +595,140 @@ def test_no_tensor_in_memory_holds_the_expected_value():
     spy.looked = 0
     selfcheck.check_gd_step(spy, seed=11)
     assert spy.looked >= 3
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Own messages: NaN and ±inf, complex results, not a function, bad arguments of inputs and seed
+
+def _as_answer(name, transform):
+    def answer(*args):
+        return transform(torch.as_tensor(RIGHT[name](*args), dtype=F64).clone())
+    return answer
+
+
+def _first_set(value):
+    def set_first(t):
+        t.reshape(-1)[0] = value
+        return t
+    return set_first
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT))
+@pytest.mark.parametrize("value, says", [(math.nan, "your result contains NaN"),
+                                         (math.inf, "your result contains an infinite value (inf)"),
+                                         (-math.inf, "your result contains an infinite value (-inf)")])
+def test_nan_and_inf_have_their_own_message(name, value, says):
+    with pytest.raises(selfcheck.CheckFailed) as info:
+        getattr(selfcheck, name)(_as_answer(name, _first_set(value)))
+    message = str(info.value)
+    assert message.startswith(f"✗ {name}: case 1 of ") and says in message, message
+    assert "global" not in message and "largest difference" not in message
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT))
+def test_a_complex_result_fails_even_with_the_right_real_part(name):
+    garbage = lambda t: t + 1j * torch.rand(t.shape, dtype=F64, generator=torch.Generator().manual_seed(1))  # noqa
+    for transform in (garbage, lambda t: garbage(t).numpy(), lambda t: t.to(torch.complex128)):
+        with pytest.raises(selfcheck.CheckFailed, match=r"returned a complex result \(complex128\); the answer is real"):
+            getattr(selfcheck, name)(_as_answer(name, transform))
+    if name in ("check_gamma", "check_rho", "check_loss"):
+        with pytest.raises(selfcheck.CheckFailed, match="complex result"):
+            getattr(selfcheck, name)(_as_answer(name, lambda t: complex(float(t), 0.5)))
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT))
+def test_every_check_wants_a_function_and_a_valid_seed(name):
+    check = getattr(selfcheck, name)
+    for not_a_function in (None, torch.ones(3), "forward"):
+        with pytest.raises(TypeError, match=rf"{name} takes your function itself, e.g. {name}\(my_function\)"):
+            check(not_a_function)
+    for bad, error in ((-1, ValueError), (1.5, TypeError), (True, TypeError), ("3", TypeError)):
+        with pytest.raises(error, match="seed must be a non-negative integer"):
+            check(RIGHT[name], seed=bad)
+
+
+def test_inputs_checks_its_arguments():
+    with pytest.raises(TypeError, match="check must be the name of a check"):
+        selfcheck.inputs(selfcheck.check_rho, 1)
+    with pytest.raises(ValueError, match="check must name one of the checks .*no check named 'rho'"):
+        selfcheck.inputs("rho", 1)
+    for bad in (1.5, True, "1", None):
+        with pytest.raises(TypeError, match="case must be a positive integer"):
+            selfcheck.inputs("check_gd_step", bad)
+    with pytest.raises(ValueError, match="case must be a positive integer, got 0"):
+        selfcheck.inputs("check_gd_step", 0)
+    with pytest.raises(ValueError, match="case must be at most 7: check_gd_step has cases 1 to 7, got 8"):
+        selfcheck.inputs("check_gd_step", 8)
+    with pytest.raises(ValueError, match="case must be at most 14: .* with seed=2, got 15"):
+        selfcheck.inputs("check_gd_step", 15, seed=2)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        selfcheck.inputs("check_gd_step", 1, seed=-2)
+    assert torch.equal(selfcheck.inputs("check_gd_step", 2)[0], selfcheck.inputs("check_gd_step", 2, seed=None)[0])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Cases drawn from a seed (the autograder's hidden cases)
+
+def _count(name, seed=None):
+    n = 0
+    while True:
+        try:
+            selfcheck.inputs(name, n + 1, seed=seed)
+        except ValueError:
+            return n
+        n += 1
+
+
+def _equal(a, b) -> bool:
+    a, b = (a if isinstance(a, tuple) else (a,)), (b if isinstance(b, tuple) else (b,))
+    return all(torch.equal(x, y) if isinstance(x, torch.Tensor) else
+               (x.initial_seed() == y.initial_seed() if isinstance(x, torch.Generator) else x == y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT))
+def test_a_seed_adds_reproducible_cases_that_differ_per_seed(name, capsys):
+    public = _count(name)
+    total = _count(name, seed=5)
+    assert total >= 2 * public                                              # at least as many again
+    for i in range(1, public + 1):                                          # the public cases come first, unchanged
+        assert _equal(selfcheck.inputs(name, i), selfcheck.inputs(name, i, seed=5))
+    drawn = [selfcheck.inputs(name, i, seed=5) for i in range(public + 1, total + 1)]
+    assert all(_equal(a, selfcheck.inputs(name, i, seed=5)) for i, a in enumerate(drawn, public + 1))
+    assert not any(_equal(a, selfcheck.inputs(name, i, seed=6)) for i, a in enumerate(drawn, public + 1))
+    getattr(selfcheck, name)(RIGHT[name], seed=5)
+    out = capsys.readouterr().out
+    assert re.fullmatch(rf"✓ {name}: passed {total} cases \(.+; {total - public} of them drawn from the seed\)\n", out)
+
+
+def test_drawn_cases_include_edge_shapes():
+    for name in ("check_forward", "check_conv_gradient", "check_gd_step", "check_loss"):
+        shapes = [selfcheck.inputs(name, i, seed=9)[-2 if name == "check_gd_step" else -1].shape
+                  for i in range(_count(name) + 1, _count(name, seed=9) + 1)]
+        assert any(s[0] == 1 for s in shapes) and any(s[1] == 1 for s in shapes) and any(s[2] == 1 for s in shapes)
+        assert any(s[1] > 1 for s in shapes)
+    ps = [selfcheck.inputs("check_ball_sampler", i, seed=9)[1] for i in range(6, _count("check_ball_sampler", 9) + 1)]
+    assert 1 in ps and 2 in ps and max(ps) > 2
+
+
+@pytest.mark.parametrize("name, fn, says", WRONG, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(WRONG)])
+def test_wrong_answers_fail_with_a_seed_too(name, fn, says):
+    torch.manual_seed(0)
+    with pytest.raises(selfcheck.CheckFailed, match=rf"✗ {name}: case \d+ of \d+"):
+        getattr(selfcheck, name)(fn, seed=21)
+
+
+def test_an_answer_fitted_to_the_public_cases_fails_on_the_drawn_ones():
+    """A function that memorised the public cases passes them, and fails on a drawn case, whose message reruns it."""
+    shapes = {tuple(selfcheck.inputs("check_forward", i)[1].shape) for i in range(1, _count("check_forward") + 1)}
+
+    def fitted(w, Z):
+        return forward(w, Z) if tuple(Z.shape) in shapes else torch.zeros(Z.shape[0], dtype=F64)
+    selfcheck.check_forward(fitted)
+    with pytest.raises(selfcheck.CheckFailed) as info:
+        selfcheck.check_forward(fitted, seed=1234)
+    message = str(info.value)
+    index = int(re.search(r"case (\d+) of", message).group(1))
+    assert index > _count("check_forward")
+    assert message.endswith(f"Rerun it: w, Z = selfcheck.inputs('check_forward', {index}, seed=1234)")
+    w, Z = selfcheck.inputs("check_forward", index, seed=1234)
+    assert not torch.allclose(fitted(w, Z), forward(w, Z))                  # the rerun shows the same failure
