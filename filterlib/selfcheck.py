@@ -34,7 +34,8 @@ The checks, the function each one takes, and where it is used:
 * :func:`check_rho`: ``rho(Z)``. chapters/closeness.md (Theorem 4.3).
 * :func:`check_sgd_step`: ``step(w, w_star, Z, eta, batch_size, generator)``. chapters/sgd.md (Theorem 4.2).
 * :func:`check_ball_sampler`: ``sample(m, p, radius, generator)``. chapters/init.md (Theorem 4.4).
-* :func:`check_loss`: ``loss(w, w_star, Z)``, a number. The example of chapters/instructors.md.
+* :func:`check_loss`: ``loss(w, w_star, Z)``, a number. chapters/gd_gaussian.md (and the example of
+  chapters/instructors.md).
 
 All inputs are float64 CPU tensors; keep their dtype. Output goes to stdout (a failure is an exception).
 The cases live in ``filterlib/_selfcheck_cases.py``, the refusal of filterlib's functions in
@@ -229,8 +230,8 @@ def check_forward(fn: Callable, *, seed: int | None = None) -> None:
 
 def check_loss(fn: Callable, *, seed: int | None = None) -> None:
     """Check ``fn(w, w_star, Z)`` = ℓ̂(w) = ½ mean_n (f(w, Z_n) − f(w*, Z_n))², a number, on the sample ``Z`` (n, k, p).
-    Not used by a chapter's exercise: it is the example of the instructor page (chapters/instructors.md) and a
-    check for new exercises. Reference: :func:`filterlib.loss` (which ``fn`` must not call; ``fl.forward`` is
+    Used in chapters/gd_gaussian.md (the loss of the introduction) and in the example of chapters/instructors.md.
+    Reference: :func:`filterlib.loss` (which ``fn`` must not call; ``fl.forward`` is
     fine). ``seed``: more cases, see the module."""
     _run("check_loss", fn, seed, _ref_loss, what="k = 1 to 9 patches, p = 1 to 5, w = w* included")
 
