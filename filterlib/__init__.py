@@ -26,6 +26,7 @@ The paper's theory, measured
 The book's furniture
     * :mod:`filterlib.plots` and :mod:`filterlib.widgets`: figures from a History, kernel-free slider widgets.
     * :mod:`filterlib.selfcheck`: the students' self-checks of their exercise answers.
+    * :mod:`filterlib.tables`: result tables, an HTML table in the book and aligned text in a terminal.
 Settings
     * :mod:`filterlib.config`: device (``FILTERLIB_DEVICE``), dtype (``FILTERLIB_DTYPE``), progress bars.
     * :mod:`filterlib.rng`: seeded ``torch.Generator`` objects; filterlib never draws from torch's global RNG.
@@ -37,8 +38,9 @@ from .config import default_dtype, device
 from .diagnosis import diagnose
 from .model import angle, forward, gradient, loss, patches, relative_loss
 from .rng import generator
+from .tables import Table
 from .train import History, gradient_descent, sgd
 
-__all__ = ["History", "angle", "default_dtype", "device", "diagnose", "forward", "generator", "gradient",
+__all__ = ["History", "Table", "angle", "default_dtype", "device", "diagnose", "forward", "generator", "gradient",
            "gradient_descent", "loss", "patches", "relative_loss", "sgd"]
 __version__ = "0.1.0"

@@ -44,7 +44,8 @@ def _stand_in(f) -> types.CodeType:
             lines.append(f"        {', '.join(free)}")
         lines.append("    return _refused")
         space: dict = {}
-        exec(compile("\n".join(lines), f"<refused {qualified(f)}>", "exec"), space)
+        source = "\n".join(lines)       # built here from filterlib's own free-variable names, never from data
+        exec(compile(source, f"<refused {qualified(f)}>", "exec"), space)  # safe: a template of this module
         stand_in = space["_outer"]().__code__
         if len(stand_in.co_freevars) != len(free):                  # not expected; never swap a misfit
             raise RuntimeError(f"cannot guard {qualified(f)}: free variables {free}")
