@@ -16,6 +16,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("filterbook_tools_myst", ROOT / "tools" / "myst.py")
+_myst = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_myst)
 os.environ["FILTERLIB_PROGRESS"] = "0"
 os.environ.setdefault("FILTERLIB_DEVICE", "cpu")
 
@@ -39,10 +42,8 @@ def toc_files() -> list[Path]:
 
 
 def is_notebook(path: Path) -> bool:
-    """A chapter is a notebook when its front matter has the jupytext header (MyST-NB executes it)."""
-    text = path.read_text()
-    head = text.split("---", 2)
-    return text.startswith("---") and len(head) > 2 and "jupytext:" in head[1] and "format_name: myst" in head[1]
+    """A chapter is a notebook when its front matter has the jupytext header (MyST-NB executes it): tools/myst.py."""
+    return _myst.is_notebook(path.read_text())
 
 
 def chapter_code(path: Path) -> str:

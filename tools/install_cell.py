@@ -27,6 +27,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from myst import is_notebook  # noqa: E402  (tools/myst.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "# filterbook set-up"
 
@@ -101,8 +104,7 @@ def chapter_notebooks(root: Path = ROOT) -> list[Path]:
     """Every chapter whose front matter makes it a MyST notebook (the pages with code)."""
     out = []
     for path in sorted((root / "chapters").glob("*.md")):
-        head = path.read_text().split("---", 2)
-        if len(head) > 2 and "jupytext:" in head[1] and "format_name: myst" in head[1]:
+        if is_notebook(path.read_text()):
             out.append(path)
     return out
 

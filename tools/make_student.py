@@ -52,6 +52,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import course as nbg  # noqa: E402  (tools/course.py: nbgrader's metadata and commands)
+from myst import is_notebook  # noqa: E402  (tools/myst.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ["references.bib", "vendor", "tools/sphinx"]
@@ -99,12 +100,6 @@ class Chapter:
     exercises: list[str] = field(default_factory=list)
     solutions: list[str] = field(default_factory=list)
     questions: list[Question] = field(default_factory=list)
-
-
-def is_notebook(text: str) -> bool:
-    """A MyST notebook has the jupytext front matter (as in tests/conftest.py)."""
-    parts = text.split("---", 2)
-    return text.startswith("---") and len(parts) > 2 and "jupytext:" in parts[1] and "format_name: myst" in parts[1]
 
 
 def _closing(lines: list[str], start: int, fence: str, where: str) -> int:
