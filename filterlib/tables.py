@@ -24,7 +24,8 @@ _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 @dataclass(frozen=True)
 class Missing:
-    """A value that is not there, and why (shown as "—" with the reason in a note under the table)."""
+    """A value that is not there, and why (shown as "—" with the reason in a note under the table); e.g. in the
+    results tables of chapters/diagnose.md."""
 
     reason: str
 
@@ -49,7 +50,8 @@ def _scalar(value):
 
 
 def format_number(value: float, digits: int, *, html_form: bool = False) -> str:
-    """``value`` with ``digits`` significant digits; scientific notation below 1e-3 and from 1e6 on."""
+    """``value`` with ``digits`` significant digits; scientific notation below 1e-3 and from 1e6 on. The cells of
+    every chapter's tables (e.g. chapters/rate.md)."""
     x = float(value)
     if math.isinf(x):
         return "∞" if x > 0 else "−∞"
@@ -68,7 +70,8 @@ def format_number(value: float, digits: int, *, html_form: bool = False) -> str:
 
 class Table:
     """A table of results: ``Table(rows, columns, digits=3, caption=None)``. Defined for every chapter's results
-    (chapters/*.md); :mod:`filterlib.diagnosis` shows its report with it.
+    (e.g. chapters/rate.md, whose tables were printed text before); :mod:`filterlib.diagnosis` shows its report
+    with it (chapters/diagnose.md).
 
     ``rows``: a sequence of rows, each a sequence with one value per column (numbers, strings, booleans shown as
     yes/no, None/NaN/:class:`Missing` shown as "—" with a note). ``columns``: the header, one string per column.
