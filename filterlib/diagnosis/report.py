@@ -253,12 +253,13 @@ def html(d) -> str:
     parts.append(rates_table(d)._repr_html_())
     notes = _notes(d)
     if notes:
-        parts.append("<p><small>" + " ".join(esc(n) for n in notes) + "</small></p>")
+        parts.append("<p><small>" + " ".join(esc(n[:1].upper() + n[1:]) for n in notes)
+                     + "</small></p>")
     png = figure_png(d)
     if png is not None:
         data = base64.b64encode(png).decode("ascii")
         alt = esc(figure_alt(d), quote=True)
-        parts.append(f'<figure class="filterlib-diagnosis-figure"><img src="data:image/png;base64,{data}" '
+        parts.append(f'<figure class="filterlib-diagnosis-figure" style="margin: 1em 0"><img src="data:image/png;base64,{data}" '
                      f'alt="{alt}" width="{DISPLAY_WIDTH}" style="max-width: 100%; height: auto">'
                      "<figcaption>Gradient descent on the sample: ‖w_t − w*‖² relative to the start (solid) "
                      "and the theorem's bound c<sup>t</sup> (dashed) where one applies.</figcaption></figure>")
