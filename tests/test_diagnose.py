@@ -3,11 +3,14 @@ estimates against closed forms, agreement with the theory estimators, the result
 line end to end, and bad inputs."""
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 import math
 import os
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ from filterlib import theory
 from filterlib.__main__ import main
 from filterlib.data import load_images, resolve_teacher
 from filterlib.diagnosis import Diagnosis
+from filterlib.tables import format_number
 from filterlib.theory import gaussian_conv_constants
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,6 +166,145 @@ def test_to_dict_is_plain_for_a_normal_run(gaussian_diagnosis):
                         "verdict"}
     assert out["patch"]["gamma"]["se"] > 0 and isinstance(out["theorem_4_1"]["condition"]["holds"], bool)
     assert "Theorem 3.2" in str(d) and "Verdict" in d.table()
+
+
+class _Report(HTMLParser):
+    """The parts of a Diagnosis' HTML report, read independently of how it was written: the paragraphs' text,
+    every table's rows of cell texts (header row first; the notes under a table in ``notes``) and every <img>'s
+    attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.paragraphs, self.tables, self.images, self.captions, self.notes = [], [], [], [], []
+        self._cell = self._par = self._caption = None
+        self._foot = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tfoot":
+            self._foot = True
+        elif self._foot:
+            return
+        elif tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = ""
+        elif tag == "p":
+            self._par = ""
+        elif tag == "caption":
+            self._caption = ""
+        elif tag == "img":
+            self.images.append(dict(attrs))
+
+    def handle_endtag(self, tag):
+        if tag == "tfoot":
+            self._foot = False
+        elif self._foot:
+            return
+        elif tag in ("td", "th"):
+            self.tables[-1][-1].append(self._cell)
+            self._cell = None
+        elif tag == "p":
+            self.paragraphs.append(self._par)
+            self._par = None
+        elif tag == "caption":
+            self.captions.append(self._caption)
+            self._caption = None
+
+    def handle_data(self, data):
+        if self._foot:
+            self.notes.append(data)
+            return
+        for name in ("_cell", "_par", "_caption"):
+            if getattr(self, name) is not None:
+                setattr(self, name, getattr(self, name) + data)
+
+
+def _report(d) -> _Report:
+    parser = _Report()
+    parser.feed(d._repr_html_())
+    parser.close()
+    return parser
+
+
+def _number(x) -> str:
+    return format_number(x, 3, html_form=True)
+
+
+def _check_report(d):
+    """The HTML report of ``d`` against its fields: verdict, conditions, rates, one figure with alt text."""
+    rep = _report(d)
+    assert any(p.startswith("Verdict.") and d.verdict in p for p in rep.paragraphs), rep.paragraphs
+    conditions, rates, constants = rep.tables                  # conditions, rates, constants (folded away)
+    # the conditions: Theorem 3.2's, Theorem 4.1's and Theorem 4.3's two, each with both sides and its verdict
+    expected = [d.theorem_3_2.condition, d.theorem_4_1.condition, *d.closeness.values()]
+    assert conditions[0] == ["theorem", "condition", "left side", "right side", "verdict"]
+    assert [row[1] for row in conditions[1:]] == [c.statement for c in expected]
+    assert [row[0].split()[0] for row in conditions[1:]] == ["3.2", "4.1", "4.3", "4.3"]
+    for row, c in zip(conditions[1:], expected):
+        verdict = {True: "holds", False: "fails"}.get(c.holds, "—1")
+        assert row[4].startswith(verdict[:1]) and (c.holds is None or row[4] == verdict), (row, c)
+        for cell, side in ((row[2], c.lhs), (row[3], c.rhs)):
+            assert cell == (_number(side) if side is not None else cell) and (side is not None or "—" in cell)
+    # the rates: one row per run, the measured rate −ln c and the bound's rate (or "—" with a reason)
+    assert rates[0][:4] == ["run", "step η", "guaranteed rate", "measured rate"]
+    assert len(rates) == 3 and rates[1][0].startswith("one neuron") and rates[2][0].startswith("convolutional")
+    for row, run in zip(rates[1:], (d.run_patch, d.run_conv)):
+        assert row[1] == (_number(run.eta) if run.eta is not None else row[1])
+        if run.bound is None:
+            assert row[2].startswith("—")
+        else:
+            assert row[2] == _number(-math.log(run.bound))
+        if run.measured_contraction is None:
+            assert row[3].startswith("—")
+        else:
+            assert row[3] == _number(-math.log(run.measured_contraction))
+    assert any(row[1] == "L_cross" for row in constants)
+    # one figure, an embedded PNG with alt text that names what it shows
+    assert len(rep.images) == 1
+    img = rep.images[0]
+    assert img["src"].startswith("data:image/png;base64,")
+    assert base64.b64decode(img["src"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "squared distance" in img["alt"] and len(img["alt"]) > 80
+    words = " ".join([*rep.paragraphs, *rep.notes, *rep.captions,
+                      *(cell for table in rep.tables for row in table for cell in row)])
+    assert "nan" not in words.lower().split() and "None" not in words and "inf" not in words.split()
+    return rep
+
+
+def test_html_report_shows_verdict_tables_and_one_figure(gaussian_diagnosis):
+    _, d = gaussian_diagnosis
+    rep = _check_report(d)
+    conditions = rep.tables[0]
+    assert [row[4] for row in conditions[1:3]] == ["holds", "fails"]   # Theorem 3.2 holds, 4.1 fails (k = 16)
+    assert rep.tables[1][2][2].startswith("—")                        # no guarantee for the convolutional run
+    assert any("Theorem 4.1's condition fails" in note for note in rep.notes)
+
+
+def test_html_report_of_singular_data_gives_reasons_not_numbers():
+    x = torch.rand(60, 6, 6, generator=torch.Generator().manual_seed(2), dtype=f64)
+    x[:, :, 0] = 0
+    d = fl.diagnose(x, 6, **FAST)
+    rep = _check_report(d)
+    assert rep.tables[0][1][4] == "fails" and rep.tables[1][1][2].startswith("—")
+
+
+def test_html_report_without_histories_has_no_figure(gaussian_diagnosis):
+    _, d = gaussian_diagnosis
+    bare = dataclasses.replace(d, details={})
+    rep = _report(bare)
+    assert rep.images == [] and len(rep.tables) == 3
+
+
+def test_text_and_json_forms_are_unchanged_by_the_html(gaussian_diagnosis):
+    _, d = gaussian_diagnosis
+    text = d.table()
+    assert str(d) == text and repr(d) == text and "<" not in text
+    assert text.splitlines()[0].startswith("Diagnosis: 1500 images of 12×12") and "Verdict: " in text
+    assert set(d.to_dict()) == {"setup", "patch", "conv", "closeness", "theorem_3_2", "theorem_4_1", "run_patch",
+                                "run_conv", "verdict"}
+    assert json.loads(d.to_json()) == d.to_dict()
 
 
 def test_stages_run_in_order_with_their_progress_labels():

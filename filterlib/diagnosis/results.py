@@ -3,7 +3,8 @@
 :class:`Estimate` (a constant with its error bar), :class:`Condition` (a theorem's condition or a claimed
 inequality, with the two numbers compared), :class:`Guarantee` (what one theorem promises), :class:`Run` (gradient
 descent next to the theorem's bound) and :class:`Diagnosis`, which holds them all and renders them as a readable
-table (:meth:`Diagnosis.table`) or as plain JSON-ready values (:meth:`Diagnosis.to_dict`, :meth:`Diagnosis.to_json`).
+table (:meth:`Diagnosis.table`), as plain JSON-ready values (:meth:`Diagnosis.to_dict`, :meth:`Diagnosis.to_json`)
+or, in a notebook, as an HTML report with tables and a figure (``_repr_html_``, :mod:`~filterlib.diagnosis.report`).
 """
 from __future__ import annotations
 
@@ -104,8 +105,8 @@ class Diagnosis:
     """The result of :func:`filterlib.diagnose` (chapters/diagnose.md): ``setup`` (what was measured), the ``patch``
     (one neuron) and ``conv`` constants as :class:`Estimate`, Theorem 4.3's ``closeness`` conditions
     (:class:`Condition`), the two :class:`Guarantee`, the two gradient-descent :class:`Run`, and a one-paragraph
-    ``verdict``. :meth:`table` prints it, :meth:`to_dict` gives plain floats, strings, bools and None
-    (JSON-serialisable, no NaN). ``details`` (left out of :meth:`to_dict`) holds the tensors ``w_star``, ``w0`` and
+    ``verdict``. A notebook shows it as an HTML report (``_repr_html_``), :meth:`table` prints it as text,
+    :meth:`to_dict` gives plain floats, strings, bools and None (JSON-serialisable, no NaN). ``details`` (left out of :meth:`to_dict`) holds the tensors ``w_star``, ``w0`` and
     ``patch_sample`` (the (n_patches, 1, p) single patches of the one-neuron view) and the two
     :class:`~filterlib.train.History` objects ``history_patch`` and ``history_conv`` (None where no run was made),
     for plots and follow-up checks."""
@@ -148,6 +149,17 @@ class Diagnosis:
 
     def __str__(self) -> str:
         return self.table()
+
+    def __repr__(self) -> str:
+        return self.table()
+
+    def _repr_html_(self) -> str:
+        """The report a notebook shows when a Diagnosis is a cell's last expression: the verdict, a table of the
+        paper's conditions (two sides, holds/fails), a table of guaranteed vs measured rates and one figure
+        (chapters/diagnose.md; :func:`filterlib.diagnosis.report.html`)."""
+        from .report import html
+
+        return html(self)
 
 
 # --------------------------------------------------------------------------------------------------------------
