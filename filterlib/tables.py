@@ -64,7 +64,7 @@ def format_number(value: float, digits: int, *, html_form: bool = False) -> str:
         return text.replace("-", "−") if html_form else text
     mantissa, power = f"{x:.{max(digits - 1, 0)}e}".split("e")
     if html_form:
-        return f"{mantissa.replace('-', '−')} × 10{str(int(power)).translate(_SUPERSCRIPT)}"
+        return f"{mantissa.replace('-', '−')}\u00a0×\u00a010{str(int(power)).translate(_SUPERSCRIPT)}"
     return f"{mantissa}e{int(power)}"
 
 

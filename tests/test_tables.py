@@ -55,7 +55,7 @@ def test_significant_digits(value, digits, text):
 
 
 def test_html_form_uses_a_true_minus_and_powers_of_ten():
-    assert format_number(3.94e-15, 3, html_form=True) == "3.94 × 10⁻¹⁵"
+    assert format_number(3.94e-15, 3, html_form=True) == "3.94\u00a0×\u00a010⁻¹⁵"      # never broken
     assert format_number(-2.0, 2, html_form=True) == "−2.0"
     assert format_number(math.inf, 3) == "∞"
 
