@@ -17,6 +17,7 @@ import math
 
 from .. import theory
 from .results import Condition, Guarantee
+from .steps import iterations_to
 
 _TOLERANCE = 1e-12              # a step "at the cap" may exceed it by round-off
 
@@ -67,16 +68,6 @@ def theorem_4_1(gam: list, L: list, beta: float, L_cross: float, start: float, e
     iters = iterations_to(contraction, start, eps)
     iters_o = theory.conv_iterations_bound(gam[-1], L[-1], beta, L_cross, eps)
     return Guarantee(theorem, model, cond, cap, contraction, iters, iters_o)
-
-
-def iterations_to(contraction, start: float, eps: float):
-    """Steps for a squared-distance contraction ``contraction`` per step to take the relative distance ``start`` to
-    ``eps`` (None unless 0 < contraction < 1). Used by :func:`filterlib.diagnose` (chapters/diagnose.md)."""
-    if contraction is None or not 0 < contraction < 1:
-        return None
-    if eps >= start:
-        return 0.0
-    return math.ceil(2 * math.log(eps / start) / math.log(contraction))
 
 
 def smoothness_step(L: list, beta: float):

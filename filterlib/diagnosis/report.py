@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ..tables import Missing, Table, format_number
-from .guarantees import iterations_to
+from .steps import iterations_to
 
 FIGSIZE = (7.0, 2.8)            # inches: two panels side by side in the book's column
 DPI = 192                       # twice the 96 px/inch of a browser: sharp on a high-density screen
@@ -154,7 +154,8 @@ def _series(history, bound):
 
 
 def figure_alt(d) -> str:
-    """The alt text of the report's figure: what it shows, with the measured and guaranteed rates."""
+    """The alt text of the report's figure: what it shows, with the measured and guaranteed rates
+    (chapters/diagnose.md)."""
     parts = []
     for side, run in (("left", d.run_patch), ("right", d.run_conv)):
         rate, bound = _rate(run.measured_contraction), _rate(run.bound)
@@ -169,7 +170,7 @@ def figure_alt(d) -> str:
 def figure_png(d) -> bytes | None:
     """The report's figure as PNG bytes (7 × 2.8 in at 192 dpi), or None when the Diagnosis carries no run
     histories (for example one rebuilt from JSON). Left: the one-neuron run; right: the convolutional run; each
-    with the theorem's bound c^t dashed where there is one."""
+    with the theorem's bound c^t dashed where there is one (chapters/diagnose.md)."""
     histories = [d.details.get("history_patch"), d.details.get("history_conv")]
     if all(h is None for h in histories):
         return None
@@ -230,7 +231,7 @@ def _notes(d) -> list[str]:
 
 
 def setup_sentence(d) -> str:
-    """One sentence on what was diagnosed (images, filter, patches, teacher, start, ε)."""
+    """One sentence on what was diagnosed (images, filter, patches, teacher, start, ε) (chapters/diagnose.md)."""
     s = d.setup
     try:
         return (f"{s['n_images']} images of {s['height']}×{s['width']} pixels, a {s['filter_size']}×"
