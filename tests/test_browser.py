@@ -5,7 +5,8 @@ Layout, measured on every page at a 1280-px window (a laptop): no box (a code ce
 output box, display math) holds content wider than the box; no output is a table printed as text (columns
 aligned with spaces: the chapters show results as HTML tables, filterlib.Table); no link text shows TeX (a
 backslash or a dollar sign). At a 390-px window (a phone) the page itself never scrolls sideways. Each failure
-names the page, the element (its kind and the section it is in) and a snippet of its content.
+names the page, the element (its kind and the section it is in) and a snippet of its content. Figures and
+widget frames are sharp on high-density screens (two image pixels per displayed pixel).
 
 FILTERBOOK_SCREENSHOTS=DIR also writes a full-page screenshot of every page at both widths into DIR
 (``chapters_rate-1280.png``, ``chapters_rate-390.png`` ...), to look at.
@@ -204,7 +205,12 @@ MEASURE = r"""() => {
   const links = [...document.querySelectorAll('a')]
     .filter(a => /[\\$]/.test(a.textContent))
     .map(a => ({text: a.textContent.trim(), href: a.getAttribute('href') || ''}));
+  const blurry = [...article.querySelectorAll('img')]
+    .filter(i => i.clientWidth > 0 && i.naturalWidth > 0 && !/\.svg($|\?)|^data:image\/svg/.test(i.src))
+    .filter(i => i.naturalWidth < 1.9 * i.clientWidth)
+    .map(i => ({where: where(i), alt: (i.alt || '').slice(0, 80), natural: i.naturalWidth, shown: i.clientWidth}));
   return {
+    blurry: blurry,
     wide: inner.map(e => ({where: where(e), kind: kind(e), content: e.scrollWidth, box: e.clientWidth,
                            snippet: snippet(e).trim().slice(0, 120)})),
     outputs: outputs,
@@ -242,7 +248,7 @@ def measure(server, browser, name: str, width: int) -> dict:
     if (name, width) not in _measured:
         page, _ = open_page(browser, f"{server}/{name}", width=width, height=1600 if width == DESKTOP else 844)
         page.wait_for_load_state("networkidle")
-        if "widgets.slider(" in source_of(name):
+        if "widgets.slider(" in source_of(name) and page.locator(".widget-vbox").count():
             page.locator(".widget-vbox img").first.wait_for(state="visible", timeout=30_000)
         page.evaluate(SETTLE)
         result = page.evaluate(MEASURE if width == DESKTOP else SIDEWAYS)
@@ -304,6 +310,16 @@ def test_link_texts_are_plain_text(server, browser, name):
     links = measure(server, browser, name, DESKTOP)["links"]
     assert links == [], (f"{name}: {len(links)} link texts show TeX (a backslash or $; give the link plain text "
                          f"or the title Unicode):\n" + fmt(links, ["text", "href"]))
+
+
+@pytest.mark.parametrize("name", book_pages())
+def test_figures_are_sharp_on_high_density_screens(server, browser, name):
+    """Every PNG figure and widget frame has at least about 2 image pixels per CSS pixel it is shown at (the
+    chapters' set-up cell selects IPython's 'retina' figure format; filterlib.widgets renders frames at 2x)."""
+    blurry = measure(server, browser, name, DESKTOP)["blurry"]
+    assert blurry == [], (f"{name}: {len(blurry)} images have fewer than 2 pixels per displayed pixel "
+                          f"(section | alt text | image px | shown px):\n"
+                          + fmt(blurry, ["where", "alt", "natural", "shown"]))
 
 
 @pytest.mark.parametrize("name", book_pages())
