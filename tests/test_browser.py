@@ -4,9 +4,10 @@ figure, nothing leaves 127.0.0.1, and every page fits its column.
 Layout, measured on every page at a 1280-px window (a laptop): no box (a code cell's or an output's ``pre``, an
 output box, display math) holds content wider than the box; no output is a table printed as text (columns
 aligned with spaces: the chapters show results as HTML tables, filterlib.Table); no link text shows TeX (a
-backslash or a dollar sign). At a 390-px window (a phone) the page itself never scrolls sideways. Each failure
-names the page, the element (its kind and the section it is in) and a snippet of its content. Figures and
-widget frames are sharp on high-density screens (two image pixels per displayed pixel).
+backslash or a dollar sign, or math that MathJax typeset); figures and widget frames are sharp on high-density
+screens (two image pixels per displayed pixel). At a 390-px window (a phone) the page itself never scrolls
+sideways. Each failure names the page, the element (its kind and the section it is in) and a snippet of its
+content.
 
 FILTERBOOK_SCREENSHOTS=DIR also writes a full-page screenshot of every page at both widths into DIR
 (``chapters_rate-1280.png``, ``chapters_rate-390.png`` ...), to look at.
@@ -202,8 +203,9 @@ MEASURE = r"""() => {
   const outputs = [...article.querySelectorAll('div.cell_output pre, div.cell_output div.output.text_plain')]
     .filter(e => !e.querySelector('pre'))
     .map(e => ({where: where(e), kind: kind(e), text: e.textContent}));
+  // TeX in a link: raw (a backslash or a dollar sign), or typeset by MathJax (only on pages that load it)
   const links = [...document.querySelectorAll('a')]
-    .filter(a => /[\\$]/.test(a.textContent))
+    .filter(a => /[\\$]/.test(a.textContent) || a.querySelector('.math, mjx-container'))
     .map(a => ({text: a.textContent.trim(), href: a.getAttribute('href') || ''}));
   const blurry = [...article.querySelectorAll('img')]
     .filter(i => i.clientWidth > 0 && i.naturalWidth > 0 && !/\.svg($|\?)|^data:image\/svg/.test(i.src))
