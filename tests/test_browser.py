@@ -310,8 +310,8 @@ def test_no_output_is_a_printed_text_table(server, browser, name):
 @pytest.mark.parametrize("name", book_pages())
 def test_link_texts_are_plain_text(server, browser, name):
     links = measure(server, browser, name, DESKTOP)["links"]
-    assert links == [], (f"{name}: {len(links)} link texts show TeX (a backslash or $; give the link plain text "
-                         f"or the title Unicode):\n" + fmt(links, ["text", "href"]))
+    assert links == [], (f"{name}: {len(links)} link texts show TeX (a backslash, a $ or typeset math; give the link "
+                         f"plain text or the title Unicode):\n" + fmt(links, ["text", "href"]))
 
 
 @pytest.mark.parametrize("name", book_pages())
