@@ -26,7 +26,7 @@ def figure_png(fig, dpi: int = 80, scale: int = 1) -> bytes:
     """Render a matplotlib figure to PNG bytes at ``dpi * scale`` dots per inch and close it (so the notebook does
     not also show it).
 
-    The frames of :func:`slider` (chapters/gd_gaussian.md), with ``scale=2``: shown at the width :func:`png_size`
+    The frames of :func:`slider` (chapters/gd_gaussian.md), with ``scale=2``: shown at the width :func:`_png_size`
     reports divided by 2, they are sharp on a high-density screen."""
     import matplotlib.pyplot as plt
 
@@ -36,7 +36,7 @@ def figure_png(fig, dpi: int = 80, scale: int = 1) -> bytes:
     return buf.getvalue()
 
 
-def png_size(png: bytes) -> tuple[int, int]:
+def _png_size(png: bytes) -> tuple[int, int]:
     """The (width, height) in pixels of PNG bytes, read from the PNG header."""
     if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
         raise ValueError("not PNG bytes")
@@ -102,7 +102,7 @@ def slider(fn: Callable, values: Sequence, *, name: str = "value", fmt="{:g}", s
             with out:
                 from IPython.display import Image, display
 
-                display(Image(data=png, format="png", width=png_size(png)[0] // scale))
+                display(Image(data=png, format="png", width=_png_size(png)[0] // scale))
 
         control.observe(lambda change: draw(change["new"]), names="index")
         draw(start)
@@ -116,7 +116,7 @@ def slider(fn: Callable, values: Sequence, *, name: str = "value", fmt="{:g}", s
 def _frame(png: bytes, scale: int) -> widgets.Image:
     """An image widget showing PNG bytes rendered at ``scale`` times their display resolution, at their 1x width
     (never wider than the column: ``max-width: 100%``, the height follows)."""
-    return widgets.Image(value=png, format="png", width=str(png_size(png)[0] // scale),
+    return widgets.Image(value=png, format="png", width=str(_png_size(png)[0] // scale),
                          layout=widgets.Layout(max_width="100%", height="auto"))
 
 

@@ -66,7 +66,8 @@ def test_every_scorecard_key_is_glued_by_its_chapter(built_book):
     for item, doc in ITEMS.items():
         path = ROOT / "_build" / "jupyter_execute" / "chapters" / f"{doc}.glue.json"
         keys = json.loads(path.read_text()) if path.exists() else {}
-        missing += [f"{doc}.md: sc-{item}-{part}" for part in ("measured", "verdict") if f"sc-{item}-{part}" not in keys]
+        missing += [f"{doc}.md: sc-{item}-{part}" for part in ("measured", "verdict")
+                    if f"sc-{item}-{part}" not in keys]
     assert missing == [], f"chapters glue no value for {missing}"
 
 
