@@ -146,7 +146,7 @@ def test_every_page_loads_offline_without_errors_and_renders(server, browser, na
     page.wait_for_load_state("networkidle")
     src = source_of(name)
     if re.search(r"\$[^$\n]+\$|\{math\}|\$\$", src):
-        page.wait_for_selector("mjx-container", timeout=30_000)     # MathJax (vendored) typeset the math
+        page.wait_for_selector("mjx-container", state="attached", timeout=30_000)   # MathJax (vendored) ran
         assert page.locator("mjx-merror").count() == 0, "MathJax reported a TeX error"
         prose = page.locator("article").first.inner_text()
         assert "\\(" not in prose and "\\[" not in prose, "some math was left untypeset"
