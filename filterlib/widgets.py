@@ -5,11 +5,15 @@ the slider to the stack with ``jslink``, a link that runs in the browser. The bu
 state, and the vendored html-manager (``widgets_js/``) renders it offline. With ``live=True`` the figure is
 instead recomputed by the kernel on every move (Jupyter only). On Colab, where ``jslink`` between widgets does not
 work, :func:`slider` takes the live path by itself (:func:`on_colab`).
+
+Frames are sharp on high-density (retina) screens: each PNG is rendered at twice the resolution (``scale=2``) and
+shown at its 1x size (the image's ``width``), so a figure keeps the size it has at ``dpi`` and gains the detail.
 """
 from __future__ import annotations
 
 import importlib.util
 import io
+import struct
 import sys
 from typing import Callable, Sequence
 
@@ -18,16 +22,25 @@ import ipywidgets as widgets
 from . import _validate as v
 
 
-def figure_png(fig, dpi: int = 80) -> bytes:
-    """Render a matplotlib figure to PNG bytes and close it (so the notebook does not also show it).
+def figure_png(fig, dpi: int = 80, scale: int = 1) -> bytes:
+    """Render a matplotlib figure to PNG bytes at ``dpi * scale`` dots per inch and close it (so the notebook does
+    not also show it).
 
-    The frames of :func:`slider` (chapters/gd_gaussian.md)."""
+    The frames of :func:`slider` (chapters/gd_gaussian.md), with ``scale=2``: shown at the width :func:`_png_size`
+    reports divided by 2, they are sharp on a high-density screen."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi * scale, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    """The (width, height) in pixels of PNG bytes, read from the PNG header."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        raise ValueError("not PNG bytes")
+    return struct.unpack(">II", png[16:24])
 
 
 def on_colab() -> bool:
@@ -55,7 +68,7 @@ def _labels(values, fmt):
 
 
 def slider(fn: Callable, values: Sequence, *, name: str = "value", fmt="{:g}", start: int = 0,
-           live: bool | None = None, dpi: int = 80) -> widgets.VBox:
+           live: bool | None = None, dpi: int = 80, scale: int = 2) -> widgets.VBox:
     """A slider over ``values`` showing ``fn(value)``, a matplotlib figure, for the selected value.
 
     The slider reads the parameter's value (formatted with ``fmt``, a format string or a function), not its
@@ -63,6 +76,7 @@ def slider(fn: Callable, values: Sequence, *, name: str = "value", fmt="{:g}", s
     images, so it works in the static HTML book with no kernel. ``live=True`` computes figures on demand in
     the kernel instead (an ``Output`` redrawn on each move; use it in Jupyter for long value lists).
     ``live=None`` (the default) means live on Colab (:func:`on_colab`), precomputed everywhere else.
+    Figures are shown at ``dpi`` and rendered at ``dpi * scale`` (2: sharp on a high-density screen).
     Defined in chapters/gd_gaussian.md; used in chapters/smoothness.md, chapters/rate.md, chapters/closeness.md
     and chapters/mnist.md.
     """
@@ -73,6 +87,7 @@ def slider(fn: Callable, values: Sequence, *, name: str = "value", fmt="{:g}", s
     if start >= len(labels):
         raise ValueError(f"start must be an index below len(values)={len(labels)}, got {start}")
     dpi = v.positive_int(dpi, "dpi")
+    scale = v.positive_int(scale, "scale")
     live = on_colab() if live is None else v.flag(live, "live")
     control = widgets.SelectionSlider(options=[(lab, i) for i, lab in enumerate(labels)], value=start,
                                       description=name, continuous_update=True,
@@ -82,25 +97,31 @@ def slider(fn: Callable, values: Sequence, *, name: str = "value", fmt="{:g}", s
         out = widgets.Output()
 
         def draw(index):
-            png = _render(fn, values[index], dpi)
+            png = _render(fn, values[index], dpi, scale)
             out.clear_output(wait=True)
             with out:
                 from IPython.display import Image, display
 
-                display(Image(data=png, format="png"))
+                display(Image(data=png, format="png", width=_png_size(png)[0] // scale))
 
         control.observe(lambda change: draw(change["new"]), names="index")
         draw(start)
         return widgets.VBox([control, out])
-    frames = [widgets.Image(value=_render(fn, x, dpi), format="png",
-                            layout=widgets.Layout(max_width="100%", height="auto")) for x in values]
+    frames = [_frame(_render(fn, x, dpi, scale), scale) for x in values]
     stack = widgets.Stack(frames, selected_index=start)
     widgets.jslink((control, "index"), (stack, "selected_index"))
     return widgets.VBox([control, stack])
 
 
-def _render(fn, value, dpi):
+def _frame(png: bytes, scale: int) -> widgets.Image:
+    """An image widget showing PNG bytes rendered at ``scale`` times their display resolution, at their 1x width
+    (never wider than the column: ``max-width: 100%``, the height follows)."""
+    return widgets.Image(value=png, format="png", width=str(_png_size(png)[0] // scale),
+                         layout=widgets.Layout(max_width="100%", height="auto"))
+
+
+def _render(fn, value, dpi, scale=1):
     fig = fn(value)
     if not hasattr(fig, "savefig"):
         raise TypeError(f"fn must return a matplotlib figure, got {type(fig).__name__} for value {value!r}")
-    return figure_png(fig, dpi)
+    return figure_png(fig, dpi, scale)

@@ -1,4 +1,16 @@
-"""The demo page in headless Chromium, offline: the kernel-free slider changes the figure, nothing leaves 127.0.0.1.
+"""The book in headless Chromium, offline: every page loads and renders, every kernel-free slider changes its
+figure, nothing leaves 127.0.0.1, and every page fits its column.
+
+Layout, measured on every page at a 1280-px window (a laptop): no box (a code cell's or an output's ``pre``, an
+output box, display math) holds content wider than the box; no output is a table printed as text (columns
+aligned with spaces: the chapters show results as HTML tables, filterlib.Table); no link text shows TeX (a
+backslash or a dollar sign, or math that MathJax typeset); figures and widget frames are sharp on high-density
+screens (two image pixels per displayed pixel). At a 390-px window (a phone) the page itself never scrolls
+sideways. Each failure names the page, the element (its kind and the section it is in) and a snippet of its
+content.
+
+FILTERBOOK_SCREENSHOTS=DIR also writes a full-page screenshot of every page at both widths into DIR
+(``chapters_rate-1280.png``, ``chapters_rate-390.png`` ...), to look at.
 
 Drives Debian's chromium (no browser download) with Playwright; `make test` installs chromium when it is missing.
 """
@@ -10,6 +22,7 @@ import re
 import shutil
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -49,8 +62,8 @@ def browser():
         b.close()
 
 
-def open_page(browser, url):
-    page = browser.new_page(viewport={"width": 1280, "height": 1600})
+def open_page(browser, url, width=1280, height=1600):
+    page = browser.new_page(viewport={"width": width, "height": height})
     log = {"requests": [], "failed": [], "errors": []}
     page.on("request", lambda r: log["requests"].append(r.url))
     page.on("requestfailed", lambda r: log["failed"].append(r.url))
@@ -133,7 +146,7 @@ def test_every_page_loads_offline_without_errors_and_renders(server, browser, na
     page.wait_for_load_state("networkidle")
     src = source_of(name)
     if re.search(r"\$[^$\n]+\$|\{math\}|\$\$", src):
-        page.wait_for_selector("mjx-container", timeout=30_000)     # MathJax (vendored) typeset the math
+        page.wait_for_selector("mjx-container", state="attached", timeout=30_000)   # MathJax (vendored) ran
         assert page.locator("mjx-merror").count() == 0, "MathJax reported a TeX error"
         prose = page.locator("article").first.inner_text()
         assert "\\(" not in prose and "\\[" not in prose, "some math was left untypeset"
@@ -148,3 +161,172 @@ def test_every_page_loads_offline_without_errors_and_renders(server, browser, na
     assert log["failed"] == [], log["failed"]
     assert log["errors"] == [], log["errors"]
     page.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Layout: nothing wider than its box at 1280 px, no printed text tables, plain link texts, no sideways scroll at 390
+# ---------------------------------------------------------------------------------------------------------------
+DESKTOP, PHONE = 1280, 390
+SCREENSHOTS = os.environ.get("FILTERBOOK_SCREENSHOTS", "")
+
+# Ready to measure: MathJax has typeset the page, widgets are drawn, and every collapsed block (hidden inputs,
+# dropdown solutions) is opened, since a reader who opens it sees its full width.
+SETTLE = """async () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) { await MathJax.startup.promise; }
+  document.querySelectorAll('details').forEach(d => { d.open = true; });
+  document.querySelectorAll('.toggle-hidden').forEach(e => e.classList.remove('toggle-hidden'));
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+}"""
+
+# The boxes whose content must fit: code and output pre, output boxes, display math. Only the innermost box that
+# overflows is reported (a pre that is too wide also makes its output box too wide when it does not scroll).
+MEASURE = r"""() => {
+  const article = document.querySelector('article') || document.body;
+  const where = e => { const s = e.closest('section[id]'); return s ? '#' + s.id : '(top)'; };
+  const kind = e => e.tagName.toLowerCase() + [...e.classList].slice(0, 3).map(c => '.' + c).join('');
+  const tex = e => {
+    try {
+      const items = MathJax.startup.document.getMathItemsWithin(e);
+      if (items.length) { return items.map(i => i.math).join(' '); }
+    } catch (err) {}
+    return e.textContent;
+  };
+  const snippet = e => {
+    if (e.matches('div.math, mjx-container') || e.querySelector('mjx-container')) { return tex(e); }
+    const lines = (e.innerText || e.textContent).split('\n');
+    return lines.reduce((a, b) => (b.length > a.length ? b : a), '');
+  };
+  const sel = 'pre, div.cell_output, div.cell_output > div.output, div.math, mjx-container[display="true"]';
+  const boxes = [...article.querySelectorAll(sel)].filter(e => e.clientWidth > 0);
+  const wide = boxes.filter(e => e.scrollWidth > e.clientWidth + 1);
+  const inner = wide.filter(e => !wide.some(o => o !== e && e.contains(o)));
+  const outputs = [...article.querySelectorAll('div.cell_output pre, div.cell_output div.output.text_plain')]
+    .filter(e => !e.querySelector('pre'))
+    .map(e => ({where: where(e), kind: kind(e), text: e.textContent}));
+  // TeX in a link: raw (a backslash or a dollar sign), or typeset by MathJax (only on pages that load it)
+  const links = [...document.querySelectorAll('a')]
+    .filter(a => /[\\$]/.test(a.textContent) || a.querySelector('.math, mjx-container'))
+    .map(a => ({text: a.textContent.trim(), href: a.getAttribute('href') || ''}));
+  const blurry = [...article.querySelectorAll('img')]
+    .filter(i => i.clientWidth > 0 && i.naturalWidth > 0 && !/\.svg($|\?)|^data:image\/svg/.test(i.src))
+    .filter(i => i.naturalWidth < 1.9 * i.clientWidth)
+    .map(i => ({where: where(i), alt: (i.alt || '').slice(0, 80), natural: i.naturalWidth, shown: i.clientWidth}));
+  return {
+    blurry: blurry,
+    wide: inner.map(e => ({where: where(e), kind: kind(e), content: e.scrollWidth, box: e.clientWidth,
+                           snippet: snippet(e).trim().slice(0, 120)})),
+    outputs: outputs,
+    links: links,
+  };
+}"""
+
+# At a phone's width: how far the page scrolls sideways, and the outermost visible elements that stick out.
+SIDEWAYS = r"""() => {
+  const w = window.innerWidth;
+  const out = [];
+  const walk = e => {
+    for (const c of e.children) {
+      const r = c.getBoundingClientRect();
+      const style = getComputedStyle(c);
+      if (r.width > 0 && r.right > w + 1 && style.visibility !== 'hidden' && style.position !== 'fixed') {
+        const s = c.closest('section[id]');
+        out.push({kind: c.tagName.toLowerCase() + [...c.classList].slice(0, 3).map(x => '.' + x).join(''),
+                  where: s ? '#' + s.id : '(top)', right: Math.round(r.right),
+                  snippet: (c.innerText || '').split('\n')[0].trim().slice(0, 80)});
+        if (out.length < 40) { walk(c); }
+      } else if (out.length < 40) { walk(c); }
+    }
+  };
+  walk(document.body);
+  return {scroll: document.documentElement.scrollWidth, width: w, sticking_out: out.slice(-8)};
+}"""
+
+_measured: dict[tuple[str, int], dict] = {}
+
+
+def measure(server, browser, name: str, width: int) -> dict:
+    """Open a page at a window ``width`` wide (once per page and width) and measure its layout; with
+    FILTERBOOK_SCREENSHOTS set, save a full-page screenshot of it."""
+    if (name, width) not in _measured:
+        page, _ = open_page(browser, f"{server}/{name}", width=width, height=1600 if width == DESKTOP else 844)
+        page.wait_for_load_state("networkidle")
+        if "widgets.slider(" in source_of(name) and page.locator(".widget-vbox").count():
+            page.locator(".widget-vbox img").first.wait_for(state="visible", timeout=30_000)
+        page.evaluate(SETTLE)
+        result = page.evaluate(MEASURE if width == DESKTOP else SIDEWAYS)
+        if SCREENSHOTS:
+            folder = Path(SCREENSHOTS)
+            folder.mkdir(parents=True, exist_ok=True)
+            stem = name.removesuffix(".html").replace("/", "_")
+            page.screenshot(path=str(folder / f"{stem}-{width}.png"), full_page=True)
+        page.close()
+        _measured[name, width] = result
+    return _measured[name, width]
+
+
+def text_table_columns(text: str, rows: int = 3) -> list[int]:
+    """Character positions where a printed text table aligns its columns: positions inside a run of two or more
+    spaces between non-blank characters, shared by at least ``rows`` lines of ``text``. Empty for prose, code,
+    tracebacks and arrays printed by numpy or torch (single spaces)."""
+    count: dict[int, int] = {}
+    for line in text.expandtabs().splitlines():
+        for gap in re.finditer(r"(?<=\S) {2,}(?=\S)", line):
+            for pos in range(gap.start(), gap.end()):
+                count[pos] = count.get(pos, 0) + 1
+    return sorted(pos for pos, n in count.items() if n >= rows)
+
+
+def test_text_table_detector():
+    table = "name     value   rate\nalpha    0.1     3\nbeta     12.5    4\n"
+    assert text_table_columns(table)
+    assert text_table_columns("x  = 1\nyy = 2\n") == []                      # two lines: not a table
+    assert text_table_columns("tensor([[ 1.0000, -0.5000],\n        [ 0.2500,  1.0000],\n"
+                              "        [ 3.0000,  2.0000]])") == []           # leading indents, single gaps
+    assert text_table_columns("a sentence  with a double space\nand another line  here\nand a third  one") == []
+    assert text_table_columns("step  loss\n0     1.0\n10    0.5\n20    0.25\n") == [2, 3, 4, 5]
+
+
+def fmt(items: list[dict], keys: list[str]) -> str:
+    return "\n".join("  " + " | ".join(str(item[k]) for k in keys) for item in items)
+
+
+@pytest.mark.parametrize("name", book_pages())
+def test_nothing_is_wider_than_its_box(server, browser, name):
+    wide = measure(server, browser, name, DESKTOP)["wide"]
+    assert wide == [], (f"{name} at {DESKTOP} px: {len(wide)} boxes hold content wider than the box "
+                        f"(section | element | content px | box px | widest line):\n"
+                        + fmt(wide, ["where", "kind", "content", "box", "snippet"]))
+
+
+@pytest.mark.parametrize("name", book_pages())
+def test_no_output_is_a_printed_text_table(server, browser, name):
+    outputs = measure(server, browser, name, DESKTOP)["outputs"]
+    tables = [dict(o, snippet=" / ".join(o["text"].strip().splitlines()[:3])[:160])
+              for o in outputs if text_table_columns(o["text"])]
+    assert tables == [], (f"{name}: {len(tables)} outputs are tables printed as text (use filterlib.Table as the "
+                          f"cell's last expression):\n" + fmt(tables, ["where", "kind", "snippet"]))
+
+
+@pytest.mark.parametrize("name", book_pages())
+def test_link_texts_are_plain_text(server, browser, name):
+    links = measure(server, browser, name, DESKTOP)["links"]
+    assert links == [], (f"{name}: {len(links)} link texts show TeX (a backslash, a $ or typeset math; give the link "
+                         f"plain text or the title Unicode):\n" + fmt(links, ["text", "href"]))
+
+
+@pytest.mark.parametrize("name", book_pages())
+def test_figures_are_sharp_on_high_density_screens(server, browser, name):
+    """Every PNG figure and widget frame has at least about 2 image pixels per CSS pixel it is shown at (the
+    chapters' set-up cell selects IPython's 'retina' figure format; filterlib.widgets renders frames at 2x)."""
+    blurry = measure(server, browser, name, DESKTOP)["blurry"]
+    assert blurry == [], (f"{name}: {len(blurry)} images have fewer than 2 pixels per displayed pixel "
+                          f"(section | alt text | image px | shown px):\n"
+                          + fmt(blurry, ["where", "alt", "natural", "shown"]))
+
+
+@pytest.mark.parametrize("name", book_pages())
+def test_phone_width_page_does_not_scroll_sideways(server, browser, name):
+    m = measure(server, browser, name, PHONE)
+    assert m["scroll"] <= m["width"], (f"{name} at {PHONE} px scrolls sideways ({m['scroll']} px wide); "
+                                       f"elements sticking out (element | section | right edge px | text):\n"
+                                       + fmt(m["sticking_out"], ["kind", "where", "right", "snippet"]))

@@ -1,11 +1,20 @@
-"""Sphinx extension for filterbook: keep the static pages free of dead and duplicated scripts.
+"""Sphinx extension for filterbook: clean scripts, fresh cross-document glue, and the book's layout CSS.
 
-Jupyter Book 1 always loads sphinx-thebe, which adds an inline script declaring ``const THEBE_JS_URL``
-(pointing at unpkg.com) once per read pass, so a page can get it twice and the browser throws
-"Identifier 'THEBE_JS_URL' has already been declared". This book does not use Thebe (launch_buttons.thebe is
-false: live code runs in Colab or Jupyter), so its scripts are dropped, and any other duplicate is removed.
+* Jupyter Book 1 always loads sphinx-thebe, which adds an inline script declaring ``const THEBE_JS_URL``
+  (pointing at unpkg.com) once per read pass, so a page can get it twice and the browser throws
+  "Identifier 'THEBE_JS_URL' has already been declared". This book does not use Thebe (launch_buttons.thebe is
+  false: live code runs in Colab or Jupyter), so its scripts are dropped, and any other duplicate is removed.
+* A page that pastes values glued in other documents (chapters/scorecard.md: ``{glue:text}`chapter.md::key:s```)
+  reads them from the chapters' ``.glue.json`` files when it is written. Sphinx does not know that such a page
+  depends on the chapters, so an incremental build that re-executes a chapter would keep the page's old values:
+  such pages are re-read whenever any other document changed.
+* ``filterbook.css`` (next to this file): tables, code and output boxes that fit the text column.
 """
 from __future__ import annotations
+
+from pathlib import Path
+
+CSS = "filterbook.css"
 
 
 def _clean_scripts(app, pagename, templatename, context, doctree):
@@ -23,6 +32,49 @@ def _clean_scripts(app, pagename, templatename, context, doctree):
     context["script_files"] = kept
 
 
+def _glue_pages(env) -> set:
+    if not hasattr(env, "filterbook_glue_pages"):
+        env.filterbook_glue_pages = set()
+    return env.filterbook_glue_pages
+
+
+def _note_glue_refs(app, doctree):
+    """Remember the documents that paste glue from another document (pending glue references)."""
+    from myst_nb.ext.glue.utils import PendingGlueReference
+
+    pages = _glue_pages(app.env)
+    pages.discard(app.env.docname)
+    if any(True for _ in doctree.findall(PendingGlueReference)):
+        pages.add(app.env.docname)
+
+
+def _purge(app, env, docname):
+    _glue_pages(env).discard(docname)
+
+
+def _merge(app, env, docnames, other):
+    _glue_pages(env).update(_glue_pages(other) & set(docnames))
+
+
+def _reread_glue_pages(app, env, added, changed, removed):
+    """Re-read (and so rewrite) the pages with cross-document glue whenever another document changed."""
+    if not (added or changed or removed):
+        return []
+    return sorted(d for d in _glue_pages(env) if d in env.found_docs and d not in changed | added)
+
+
+def _add_css(app):
+    static = Path(__file__).parent / "static"
+    if (static / CSS).exists():
+        app.config.html_static_path.append(str(static))
+        app.add_css_file(CSS)
+
+
 def setup(app):
     app.connect("html-page-context", _clean_scripts, priority=900)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
+    app.connect("doctree-read", _note_glue_refs)
+    app.connect("env-purge-doc", _purge)
+    app.connect("env-merge-info", _merge)
+    app.connect("env-get-outdated", _reread_glue_pages)
+    app.connect("builder-inited", _add_css)
+    return {"parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}
