@@ -72,8 +72,10 @@ def failure(name: str, index: int, total: int, case, lines: list[str], seed: int
     return CheckFailed("\n".join([head, "  inputs:", *inputs_text(case), *lines, tail]))
 
 
-def passed(name: str, total: int, what: str) -> None:
-    print(f"✓ {name}: passed {total} cases ({what})", flush=True)
+def passed(name: str, total: int, what: str, drawn: int = 0) -> None:
+    """The pass message: two short lines (they fit the book's column), the second saying what the cases cover."""
+    seeded = f", {drawn} of them drawn from the seed" if drawn else ""
+    print(f"✓ {name}: passed {total} cases{seeded}\n  ({what})", flush=True)
 
 
 # --------------------------------------------------------------------------------------------------------------

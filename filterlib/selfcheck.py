@@ -203,9 +203,8 @@ def _one(name, fn, case, index, total, seed, reference, rtol, atol) -> None:
     _compare(got, expected, rtol, atol, _failing(name, index, total, case, seed))
 
 
-def _what(what: str, cases) -> str:
-    drawn = sum(1 for case in cases if case.extra.get("drawn"))
-    return what if not drawn else f"{what}; {drawn} of them drawn from the seed"
+def _drawn(cases) -> int:
+    return sum(1 for case in cases if case.extra.get("drawn"))
 
 
 def _run(name, fn, seed, reference, *, rtol=1e-7, atol=1e-9, what=""):
@@ -214,7 +213,7 @@ def _run(name, fn, seed, reference, *, rtol=1e-7, atol=1e-9, what=""):
     cases = cs.cases(name, seed)
     for index, case in enumerate(cases, 1):
         _one(name, fn, case, index, len(cases), seed, reference, rtol, atol)
-    rep.passed(name, len(cases), _what(what, cases))
+    rep.passed(name, len(cases), what, _drawn(cases))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -309,7 +308,7 @@ def check_sgd_step(fn: Callable, *, seed: int | None = None) -> None:
     cases = cs.cases(name, seed)
     for index, case in enumerate(cases, 1):
         _sgd_one(name, fn, case, index, len(cases), seed)
-    rep.passed(name, len(cases), _what("batch sizes 1 to 32, k = 1 to 9, batches larger than n included", cases))
+    rep.passed(name, len(cases), "batch sizes 1 to 32, k = 1 to 9, batches larger than n included", _drawn(cases))
 
 
 def _ks_uniform(s: torch.Tensor) -> float:
@@ -382,4 +381,4 @@ def check_ball_sampler(fn: Callable, *, seed: int | None = None) -> None:
     cases = cs.cases(name, seed)
     for index, case in enumerate(cases, 1):
         _ball_one(name, fn, case, index, len(cases), seed)
-    rep.passed(name, len(cases), _what("p = 1 to 25: in the ball, radius law (r/R)^p, uniform directions", cases))
+    rep.passed(name, len(cases), "p = 1 to 25: in the ball, radius law (r/R)^p, uniform directions", _drawn(cases))

@@ -98,7 +98,8 @@ def test_right_answers_pass_with_one_line_on_stdout(name, capsys):
     getattr(selfcheck, name)(RIGHT[name])
     out, err = capsys.readouterr()
     assert err == ""
-    assert re.fullmatch(rf"✓ {name}: passed \d+ cases \(.+\)\n", out), out
+    assert re.fullmatch(rf"✓ {name}: passed \d+ cases\n  \(.+\)\n", out), out
+    assert all(len(line) <= 88 for line in out.splitlines()), out
     getattr(selfcheck, name)(RIGHT[name])
     assert capsys.readouterr().out == out                                    # deterministic
 
@@ -302,7 +303,8 @@ def test_gamma_over_seeded_directions_is_theory_gamma():
 
 def test_the_instructor_page_shows_a_real_failure():
     page = (ROOT / "chapters" / "instructors.md").read_text()
-    shown = re.search(r"```text\n(CheckFailed: .*?)\n```", page, re.S).group(1)
+    shown = re.search(r"```(?:text|\{code-block\} text\n:class: [\w-]+\n)\n?(CheckFailed: .*?)\n```", page,
+                      re.S).group(1)
     with pytest.raises(selfcheck.CheckFailed) as info:
         selfcheck.check_gd_step(lambda w, ws, Z, eta: gd_step(w, ws, Z, 2 * eta))
     assert shown == "\n".join(info.value._render_traceback_())
@@ -697,7 +699,8 @@ def test_a_seed_adds_reproducible_cases_that_differ_per_seed(name, capsys):
     assert not any(_equal(a, selfcheck.inputs(name, i, seed=6)) for i, a in enumerate(drawn, public + 1))
     getattr(selfcheck, name)(RIGHT[name], seed=5)
     out = capsys.readouterr().out
-    assert re.fullmatch(rf"✓ {name}: passed {total} cases \(.+; {total - public} of them drawn from the seed\)\n", out)
+    assert re.fullmatch(rf"✓ {name}: passed {total} cases, {total - public} of them drawn from the seed\n  \(.+\)\n", out)
+    assert all(len(line) <= 88 for line in out.splitlines()), out
 
 
 def test_drawn_cases_include_edge_shapes():

@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MARKER = "# filterbook set-up"
 
 TEMPLATE = '''\
-{marker}: installs this book's library where it is missing (Colab, Jupyter).
+{marker}: installs this book's library where it is missing (Colab, Jupyter),
+# and draws figures sharp on high-density screens.
 # Made by `make pair` from tools/install_cell.py; the HTML book does not show it.
 import importlib
 import importlib.util
@@ -52,7 +53,13 @@ if importlib.util.find_spec("filterlib") is None:
 if "google.colab" in sys.modules:
     from google.colab import output
 
-    output.enable_custom_widget_manager()'''
+    output.enable_custom_widget_manager()
+try:  # figures sharp on high-density (retina) screens: PNG at 2x, shown at 1x size
+    from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+    set_matplotlib_formats("retina")
+except ImportError:  # not in IPython
+    pass'''
 
 CELL = re.compile(r"```\{code-cell\} ipython3\n:tags: \[remove-cell\]\n\n" + re.escape(MARKER) + r".*?\n```\n\n",
                   re.S)

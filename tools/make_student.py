@@ -504,7 +504,8 @@ def hidden_seed(course: Folder, given: int | None) -> int:
 
 
 def select(toc: dict, texts: dict[str, str], chapters: list[str] | None):
-    """The keep(page) predicate of --chapters (the root page and the pages that are not notebooks always stay)."""
+    """The keep(page) predicate of --chapters (the root page and the pages that are not notebooks stay, except those
+    that paste values from the chapters)."""
     if not chapters:
         return lambda page: True
     stems = {page.rsplit("/", 1)[-1]: page for page in texts}
@@ -512,7 +513,10 @@ def select(toc: dict, texts: dict[str, str], chapters: list[str] | None):
     if unknown:
         raise StudentError(f"--chapters: not in _toc.yml: {unknown} (known: {', '.join(sorted(stems))})")
     wanted = {stems[c] for c in chapters}
-    return lambda page: page in texts and (page in wanted or page == toc["root"] or not is_notebook(texts[page]))
+    # a page that pastes glue from the chapters (the scorecard) needs them all: it goes with a subset
+    pastes = {page for page, text in texts.items() if re.search(r"\{glue(?::\w+)?\}`[^`]*::", text)}
+    return lambda page: page in texts and (page in wanted or page == toc["root"]
+                                           or not (is_notebook(texts[page]) or page in pastes))
 
 
 def book_files(out: Folder, toc: dict, keep, chapters, repository_url, branch) -> None:
