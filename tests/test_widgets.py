@@ -74,3 +74,18 @@ def test_colab_gets_the_live_slider_and_everywhere_else_the_stack(monkeypatch):
 def test_bad_input(args, kwargs, err, match):
     with pytest.raises(err, match=match):
         widgets.slider(*args, **kwargs)
+
+
+def test_frames_are_rendered_at_twice_their_displayed_width():
+    """Sharp on a high-density screen: each frame's PNG has 2 pixels per displayed pixel (read with PIL-free struct,
+    independently of widgets' own PNG reader)."""
+    import struct
+
+    box = widgets.slider(line_figure, [0.5, 1.0], name="slope")
+    for frame in box.children[1].children:
+        width_px, height_px = struct.unpack(">II", bytes(frame.value)[16:24])       # the PNG IHDR chunk
+        assert int(frame.width) == width_px // 2 and height_px > 0
+    one = widgets.figure_png(line_figure(1.0), dpi=80)
+    two = widgets.figure_png(line_figure(1.0), dpi=80, scale=2)
+    w1, w2 = struct.unpack(">I", one[16:20])[0], struct.unpack(">I", two[16:20])[0]
+    assert abs(w2 - 2 * w1) <= 2                                   # the same figure, twice the pixels
