@@ -114,3 +114,19 @@ def test_internal_links_resolve(built_book):
             elif frag and target.suffix == ".html" and unquote(frag) not in parse(target).ids:
                 broken.append(f"{page.relative_to(built_book)} → {href} (no such anchor)")
     assert not broken, "\n".join(broken)
+
+
+def test_exercises_are_numbered_per_chapter(built_book):
+    """Every page numbers its exercises 1, 2, … in order (tools/sphinx renumbers them per page), and each solution
+    names the number of its exercise."""
+    seen = 0
+    for path in sorted((built_book / "chapters").glob("*.html")):
+        text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", path.read_text()))
+        numbers = sorted(set(int(n) for n in re.findall(r"(?<!Solution to )Exercise (\d+) \(", text)))
+        if not numbers:
+            continue
+        seen += 1
+        assert numbers == list(range(1, len(numbers) + 1)), (path.name, numbers)
+        solved = sorted(set(int(n) for n in re.findall(r"Solution to Exercise (\d+)", text)))
+        assert set(solved) <= set(numbers), (path.name, solved, numbers)
+    assert seen >= 8

@@ -9,6 +9,10 @@
   depends on the chapters, so an incremental build that re-executes a chapter would keep the page's old values:
   such pages are re-read whenever any other document changed.
 * ``filterbook.css`` (next to this file): tables, code and output boxes that fit the text column.
+* Exercises are numbered per chapter (Exercise 1, 2, … on every page), not across the book: Sphinx numbers
+  sphinx-exercise's ``exercise`` nodes book-wide (``numfig``), and the book's chapters are not section-numbered
+  (their titles carry the paper's theorem numbers). The numbers are reassigned per page right after Sphinx assigns
+  them, so the titles, the solutions' "Solution to Exercise n" and {numref} links all agree.
 """
 from __future__ import annotations
 
@@ -63,6 +67,16 @@ def _reread_glue_pages(app, env, added, changed, removed):
     return sorted(d for d in _glue_pages(env) if d in env.found_docs and d not in changed | added)
 
 
+def _exercises_per_chapter(app, env):
+    """Renumber the ``exercise`` figure type from 1 on each page, keeping each page's order."""
+    for numbers in env.toc_fignumbers.values():
+        exercises = numbers.get("exercise")
+        if exercises:
+            ordered = sorted(exercises.items(), key=lambda item: item[1])
+            numbers["exercise"] = {key: (i,) for i, (key, _) in enumerate(ordered, 1)}
+    return []
+
+
 def _add_css(app):
     static = Path(__file__).parent / "static"
     if (static / CSS).exists():
@@ -77,4 +91,5 @@ def setup(app):
     app.connect("env-merge-info", _merge)
     app.connect("env-get-outdated", _reread_glue_pages)
     app.connect("builder-inited", _add_css)
+    app.connect("env-get-updated", _exercises_per_chapter, priority=900)     # after Sphinx's own numbering
     return {"parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}
