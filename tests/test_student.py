@@ -126,6 +126,7 @@ def solution_content(text: str) -> tuple[set[str], set[str]]:
 
 def fragments(line: str) -> list[str]:
     """The runs of plain prose (25 characters or more) of a Markdown line: what the HTML shows verbatim."""
+    line = re.sub(r"\{[\w:-]+\}`([^`<]*?)\s*<[^>`]*>`", r"\1", line)      # a role with its own text shows the text
     return [norm(f) for f in re.split(r"[$`*{}\[\]\\|]", line) if len(norm(f)) >= 25]
 
 
