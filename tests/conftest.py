@@ -35,10 +35,7 @@ def widget_chapters() -> list[str]:
 def toc_files() -> list[Path]:
     """The .md file of every page of _toc.yml, in book order."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    names = [toc["root"]]
-    for part in toc.get("parts", []):
-        names += [c["file"] for c in part["chapters"]]
-    return [ROOT / f"{name}.md" for name in names]
+    return [ROOT / f"{name}.md" for name in _myst.toc_pages(toc)]
 
 
 def is_notebook(path: Path) -> bool:

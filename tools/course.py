@@ -140,12 +140,6 @@ def readme(course_id: str, chapters: dict[str, list[dict]], student_dir: Path) -
     ])
 
 
-def dump(notebook) -> str:
-    """A notebook as the JSON text nbformat writes (used to compare and write files only when they change)."""
-    import nbformat
-
-    return nbformat.writes(notebook) + "\n" if not isinstance(notebook, str) else notebook
-
-
 def load(path: Path) -> dict:
+    """A notebook file as plain JSON (what :func:`questions` reads)."""
     return json.loads(path.read_text())

@@ -52,7 +52,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import course as nbg  # noqa: E402  (tools/course.py: nbgrader's metadata and commands)
-from myst import is_notebook  # noqa: E402  (tools/myst.py)
+from myst import is_notebook, toc_pages  # noqa: E402  (tools/myst.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ["references.bib", "vendor", "tools/sphinx"]
@@ -422,13 +422,6 @@ class Folder:
 
 # --------------------------------------------------------------------------------------------------------------
 # The student book and the course
-
-
-def toc_pages(toc: dict) -> list[str]:
-    pages = [toc["root"]]
-    for part in toc.get("parts", []):
-        pages += [c["file"] for c in part.get("chapters", [])]
-    return pages
 
 
 def student_toc(toc: dict, keep) -> dict:
