@@ -34,6 +34,7 @@ Public functions (φ in radians; a number gives a float, a 1-D array a float64 t
 For the paper's law (k = 5, base σ = 1; chapters/conv_model.md) the supremum of cross_sum(φ)/φ is its φ → 0 limit
 for σ² ≤ 1, but is reached at an interior angle for σ² = 2 (φ ≈ 0.50) and σ² = 10 (φ ≈ 0.67), about 4% and 8.5%
 above the limit; β is reached at φ = π/2 for these five σ².
+* :func:`close_patches_band_mass`: the mass of Theorem 4.3's band around w*'s decision boundary (μ).
 * :func:`close_patches_L_cross` and :func:`close_patches_beta`: the suprema over φ ∈ (0, π/2] of
   cross_sum(φ)/φ and L_minus(φ)/φ, including their φ → 0 limits (computed directly, see
   :func:`close_patches_small_angle_limits`), by a grid of 100 angles refined around its best angle; with
@@ -311,10 +312,11 @@ def close_patches_small_angle_limits(k: int, sigma2: float, base_sigma: float = 
     * cross_sum(φ)/φ → ((k − 1)/k)(‖E_α[g(π/2 − α) m_H(α)]‖ + ‖E_α[g(−π/2 − α) m_H(α)]‖) (T1 and T2; equal
       by symmetry), with m_H(α) = ∫_H Z(t) g(t − α) dt;
     * L_minus(φ)/φ → ρ(π/2)/k, with ρ = the density of a patch's angle, E_α[g(π/2 − α)] (the diagonal term;
-      the off-diagonal one is O(φ²)).
+      the off-diagonal one is O(φ²));
+    * the band ratio of Theorem 4.3, :func:`close_patches_band_mass`(φ)/φ → 2ρ(π/2) ("mu").
 
     As σ² → 0 the first tends to :func:`filterlib.theory.close_patches_cross_limit`. Returns {"cross_sum":
-    float, "L_minus": float}.
+    float, "L_minus": float, "mu": float}.
     """
     k, sigma2, base_sigma = _check(k, sigma2, base_sigma)
     ker = _kernel(sigma2)
@@ -325,8 +327,26 @@ def close_patches_small_angle_limits(k: int, sigma2: float, base_sigma: float = 
     at = lambda t: ker.g(_wrap(t - alpha))
     v1 = (weight * at(h)) @ m_half
     v2 = (weight * at(-h)) @ m_half
-    return {"cross_sum": (k - 1) / k * float(v1.norm() + v2.norm()),
-            "L_minus": float((weight * at(h)).sum()) / k}
+    density = float((weight * at(h)).sum())
+    return {"cross_sum": (k - 1) / k * float(v1.norm() + v2.norm()), "L_minus": density / k, "mu": 2 * density}
+
+
+def close_patches_band_mass(phi, sigma2: float, base_sigma: float = 1.0):
+    """P(θ(Z_i, w*) ∈ [π/2 − φ, π/2 + φ]) for a patch of the close-patches law (signed angle; the band around
+    −π/2 has the same mass by symmetry), by quadrature: Theorem 4.3's μ is the supremum of this over φ. The same
+    for every patch i and every k. ``phi`` ∈ [0, π/2]: a number gives a float, a 1-D array a float64 tensor.
+    Defined in chapters/closeness.md."""
+    _, sigma2, base_sigma = _check(1, sigma2, base_sigma)
+    t, scalar = v.angles(phi, "phi", dtype=_F64, high=math.pi / 2)
+    ker = _kernel(sigma2)
+    h = math.pi / 2
+    out = []
+    for x in t.tolist():
+        alpha, weight = _alpha_nodes([h - x, h + x], base_sigma, ker.s)
+        band = torch.tensor([[h - x]], dtype=_F64).expand(alpha.shape[0], 1)
+        inside = _arc_integrals(ker, ["B"], alpha, band, torch.full_like(band, 2 * x))["B", 0].real
+        out.append(float(weight @ inside))
+    return out[0] if scalar else torch.tensor(out, dtype=_F64)
 
 
 def _supremum(name: str, limit_key: str, k, sigma2, base_sigma, return_phi):
