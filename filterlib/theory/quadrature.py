@@ -37,7 +37,7 @@ above the limit; β is reached at φ = π/2 for these five σ².
 * :func:`close_patches_band_mass`: the mass of Theorem 4.3's band around w*'s decision boundary (μ).
 * :func:`close_patches_L_cross` and :func:`close_patches_beta`: the suprema over φ ∈ (0, π/2] of
   cross_sum(φ)/φ and L_minus(φ)/φ, including their φ → 0 limits (computed directly, see
-  :func:`close_patches_small_angle_limits`), by a grid of 100 angles refined around its best angle; with
+  :func:`close_patches_small_angle_limits`), by a grid of 60 angles refined around its best angle; with
   ``return_phi=True`` also the angle where the supremum is reached (0.0 when it is the φ → 0 limit).
 """
 from __future__ import annotations
@@ -121,14 +121,18 @@ def _wrap(x: torch.Tensor) -> torch.Tensor:
 
 def _alpha_nodes(ends, base_sigma: float, s: float):
     """Gauss–Legendre nodes and weights (times the base density) over one period of α, [−π/2, 3π/2), with panel
-    breaks at the base density's kinks (±π/2), at every arc end ± π (the kernel's truncation) and every 2s within
-    10s of an arc end, and panels no wider than min(π/16, base_sigma/2)."""
+    breaks at the base density's kinks (±π/2), at every arc end and arc end ± π (the kernel's truncation), every 2s
+    within 10s of an arc end (ends closer than s to one another share one lattice), and panels no wider than
+    min(π/16, base_sigma/2)."""
     lo, hi = -math.pi / 2, 3 * math.pi / 2
     pts = [lo, math.pi / 2, hi]
     fine = torch.arange(-math.ceil(_NEAR / _FINE), math.ceil(_NEAR / _FINE) + 1, dtype=_F64) * (_FINE * s)
-    for e in ends:
-        pts += [e + math.pi, e - math.pi]
-        pts += (e + fine).tolist() if s < _COARSE else [e]
+    centred = []                                          # ends that got a fine lattice
+    for e in sorted(ends):
+        pts += [e, e + math.pi, e - math.pi]
+        if s < _COARSE and not any(abs(e - c) < _FINE * s / 2 for c in centred):
+            pts += (e + fine).tolist()                    # an end close to a centred one shares its lattice
+            centred.append(e)
     wrapped = torch.remainder(torch.tensor(pts, dtype=_F64) - lo, 2 * math.pi) + lo
     b = torch.unique(torch.cat([wrapped, torch.tensor([lo, hi], dtype=_F64)]))
     widest = min(_COARSE, base_sigma / 2)
@@ -340,24 +344,24 @@ def close_patches_band_mass(phi, sigma2: float, base_sigma: float = 1.0):
     t, scalar = v.angles(phi, "phi", dtype=_F64, high=math.pi / 2)
     ker = _kernel(sigma2)
     h = math.pi / 2
-    out = []
-    for x in t.tolist():
-        alpha, weight = _alpha_nodes([h - x, h + x], base_sigma, ker.s)
-        band = torch.tensor([[h - x]], dtype=_F64).expand(alpha.shape[0], 1)
-        inside = _arc_integrals(ker, ["B"], alpha, band, torch.full_like(band, 2 * x))["B", 0].real
-        out.append(float(weight @ inside))
-    return out[0] if scalar else torch.tensor(out, dtype=_F64)
+    nodes = [_alpha_nodes([h - x, h + x], base_sigma, ker.s) for x in t.tolist()]
+    alpha, weight = torch.cat([a for a, _ in nodes]), torch.cat([w for _, w in nodes])
+    which = torch.cat([torch.full((a.shape[0],), q, dtype=torch.long) for q, (a, _) in enumerate(nodes)])
+    start, width = (h - t)[which][:, None], 2 * t[which][:, None]
+    inside = _arc_integrals(ker, ["B"], alpha, start, width)["B", 0].real
+    out = torch.zeros(t.shape[0], dtype=_F64).index_add_(0, which, weight * inside)
+    return float(out[0]) if scalar else out
 
 
 def _supremum(name: str, limit_key: str, k, sigma2, base_sigma, return_phi):
-    """sup over φ ∈ (0, π/2] of value(φ)/φ: the larger of the φ → 0 limit and the best angle of a grid of 100
-    (40 geometric from 1e-6 to 0.05, 60 equally spaced up to π/2), refined by zooming (7 angles inside the two grid
+    """sup over φ ∈ (0, π/2] of value(φ)/φ: the larger of the φ → 0 limit and the best angle of a grid of 60
+    (24 geometric from 1e-6 to 0.05, 36 equally spaced up to π/2), refined by zooming (7 angles inside the two grid
     intervals around the best, 8 times, each shrinking the bracket fourfold)."""
     k, sigma2, base_sigma = _check(k, sigma2, base_sigma)
     return_phi = v.flag(return_phi, "return_phi")
     limit = close_patches_small_angle_limits(k, sigma2, base_sigma)[limit_key]
-    grid = torch.cat([torch.logspace(-6, math.log10(0.05), 41, dtype=_F64)[:-1],
-                      torch.linspace(0.05, math.pi / 2, 60, dtype=_F64)]).tolist()
+    grid = torch.cat([torch.logspace(-6, math.log10(0.05), 25, dtype=_F64)[:-1],
+                      torch.linspace(0.05, math.pi / 2, 36, dtype=_F64)]).tolist()
     ratios = lambda xs: [value / x for value, x in zip(_values(name, xs, k, sigma2, base_sigma), xs)]
     vals = ratios(grid)
     j = max(range(len(grid)), key=vals.__getitem__)
@@ -384,7 +388,7 @@ def close_patches_L_cross(k: int, sigma2: float, base_sigma: float = 1.0, *, ret
     :func:`filterlib.theory.L_cross`, which is a maximum of noisy ratios and biased high).
 
     The supremum is the larger of the φ → 0 limit (:func:`close_patches_small_angle_limits`) and the best of a
-    100-angle grid (40 geometric from 1e-6 to 0.05, 60 equally spaced to π/2) refined by zooming in around the
+    60-angle grid (24 geometric from 1e-6 to 0.05, 36 equally spaced to π/2) refined by zooming in around the
     best grid angle. With ``return_phi=True`` returns
     (L_cross, φ where it is reached), φ = 0.0 meaning the φ → 0 limit. 0.0 for k = 1.
     """
