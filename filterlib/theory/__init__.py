@@ -21,6 +21,11 @@ closed_forms
     Gaussian patches and close patches (derived in the book): :data:`GAUSSIAN_BETA`, :func:`gaussian_gamma`,
     :func:`gaussian_L`, :func:`gaussian_L_minus`, :func:`gaussian_loss`, :func:`gaussian_gradient`,
     :func:`gaussian_conv_constants`, :func:`close_patches_cross_limit`.
+quadrature
+    The constants of the close-patches law computed deterministically on the circle (no sampling):
+    :func:`close_patches_moments`, :func:`close_patches_gamma`, :func:`close_patches_L`,
+    :func:`close_patches_L_minus`, :func:`close_patches_cross_sum`, :func:`close_patches_small_angle_limits`,
+    :func:`close_patches_L_cross`, :func:`close_patches_beta`.
 bounds
     Theorems 3.2, 4.1 and 4.2: :func:`phi_t`, :func:`step_cap`, :func:`contraction_bound`,
     :func:`iterations_bound`, :func:`conv_condition_holds`, :func:`conv_step_cap`, :func:`conv_contraction_bound`,
@@ -29,7 +34,7 @@ bounds
 
 Every public function names, in its docstring, the chapter of the book that teaches it.
 """
-from . import bounds, closed_forms, estimators, extremes, moments
+from . import bounds, closed_forms, estimators, extremes, moments, quadrature
 from .bounds import (conv_condition_holds, conv_contraction_bound, conv_iterations_bound, conv_phi_star, conv_step_cap,
                      contraction_bound, iterations_bound, phi_t, sgd_failure_bound, sgd_iterations, sgd_step, step_cap)
 from .closed_forms import (GAUSSIAN_BETA, close_patches_cross_limit, gaussian_conv_constants, gaussian_gamma,
@@ -39,6 +44,9 @@ from .estimators import (L, L_cross, L_minus, beta, closeness_bounds, constants,
 from .extremes import extreme
 from .moments import (CONV_MOMENT_KEYS, A_matrices, candidate_sums, conv_moments, directions_at_angle,
                       four_region_gradient, lemma_a1_violations, moment_sums)
+from .quadrature import (close_patches_beta, close_patches_cross_sum, close_patches_gamma, close_patches_L,
+                         close_patches_L_cross, close_patches_L_minus, close_patches_moments,
+                         close_patches_small_angle_limits)
 
 __all__ = [
     # moments
@@ -52,6 +60,9 @@ __all__ = [
     # closed forms
     "GAUSSIAN_BETA", "close_patches_cross_limit", "gaussian_conv_constants", "gaussian_gamma", "gaussian_gradient",
     "gaussian_L", "gaussian_L_minus", "gaussian_loss",
+    # quadrature
+    "close_patches_beta", "close_patches_cross_sum", "close_patches_gamma", "close_patches_L", "close_patches_L_cross",
+    "close_patches_L_minus", "close_patches_moments", "close_patches_small_angle_limits",
     # bounds
     "conv_condition_holds", "conv_contraction_bound", "conv_iterations_bound", "conv_phi_star", "conv_step_cap",
     "contraction_bound", "iterations_bound", "phi_t", "sgd_failure_bound", "sgd_iterations", "sgd_step", "step_cap",
@@ -59,7 +70,7 @@ __all__ = [
 
 # Public functions carry the path readers use, filterlib.theory.NAME, as their __module__ (numpy's set_module
 # habit): help() shows it, and the students' self-checks name a function they forbid by it.
-for _module in (bounds, closed_forms, estimators, extremes, moments):
+for _module in (bounds, closed_forms, estimators, extremes, moments, quadrature):
     for _name in __all__:
         _obj = getattr(_module, _name, None)
         if callable(_obj) and getattr(_obj, "__module__", None) == _module.__name__:
