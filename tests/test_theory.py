@@ -504,3 +504,92 @@ def test_edge_angles_are_finite(small):
     assert float(theory.L_minus(Z, w_star, 0.0)) == 0.0
     # a float32 π (slightly above π in float64) is accepted
     assert theory.gaussian_gamma(torch.tensor(math.pi, dtype=torch.float32)).abs() < 1e-6
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Theorem 4.2 quantities (chapters/sgd.md)
+
+
+def test_conv_phi_star_on_a_linear_gamma_and_the_gaussian_closed_forms():
+    """φ* = max{φ : γ(φ) ≥ 6 L_cross}: exact where γ is linear between grid angles; the grid's end where γ ≥ 6 L_cross
+    everywhere (one neuron, L_cross = 0); NaN for k = 4 independent Gaussian patches, where γ < 6 L_cross at every
+    angle (chapters/diagnose.md)."""
+    grid = torch.linspace(0.05, math.pi / 2, 40, dtype=f64)
+    gam = 0.3 - 0.15 * grid
+    assert theory.conv_phi_star(grid, gam, 0.02) == pytest.approx((0.3 - 0.12) / 0.15, rel=1e-12)
+    assert theory.conv_phi_star(grid, gam, 0.0) == pytest.approx(math.pi / 2, rel=1e-15)
+    assert theory.conv_phi_star(grid, gam, 0.3 / 6) != theory.conv_phi_star(grid, gam, 0.3 / 6)   # NaN
+    # a γ that dips below 6 L_cross and comes back: the largest angle counts
+    bumpy = torch.where((grid > 0.5) & (grid < 0.7), torch.zeros_like(grid), gam)
+    assert theory.conv_phi_star(grid, bumpy, 0.02) == pytest.approx((0.3 - 0.12) / 0.15, rel=1e-12)
+    cross_grid = theory.default_cross_grid(dtype=f64)
+    for k, exists in [(1, True), (4, False)]:
+        lx = float((theory.gaussian_conv_constants(cross_grid, k)["cross_sum"] / cross_grid).max())
+        phi = theory.conv_phi_star(grid, theory.gaussian_conv_constants(grid, k)["gamma"], lx)
+        assert (phi == pytest.approx(math.pi / 2)) if exists else math.isnan(phi)
+    with pytest.raises(ValueError, match="phis must be increasing"):
+        theory.conv_phi_star(grid.flip(0), gam.flip(0), 0.02)
+    with pytest.raises(ValueError, match="phis must lie in"):
+        theory.conv_phi_star([0.5, 2.0], [0.2, 0.1], 0.02)
+    with pytest.raises(ValueError, match="one value per angle"):
+        theory.conv_phi_star(grid, gam[:-1], 0.02)
+
+
+def test_sgd_step_and_iterations_make_the_markov_bound_delta():
+    """With Theorem 4.2's η and T, the recursion m_{t+1} = (1 − 2ηκ) m_t + η²B² from m_0 = r₀² (the bound on
+    E‖w_t − w*‖², iterated here step by step) ends at most δε²‖w*‖², and T is the smallest count that does so
+    for the transient; sgd_failure_bound is that recursion's closed-form bound over ε²‖w*‖²."""
+    gam, lx, B, r0, eps, delta, ws = 0.08, 0.004, 0.8, 0.4, 0.2, 0.1, 1.5
+    kappa = gam - 6 * lx
+    eta = theory.sgd_step(gam, lx, B, eps, delta, ws)
+    assert eta == pytest.approx(delta * eps ** 2 * kappa * ws ** 2 / B ** 2, rel=1e-14)
+    T = theory.sgd_iterations(gam, lx, B, r0, eps, delta, ws)
+    assert isinstance(T, int)
+    a = 2 * eta * kappa
+    assert (1 - a) ** T * r0 ** 2 <= delta * (eps * ws) ** 2 / 2 < (1 - a) ** (T - 1) * r0 ** 2
+    assert T == pytest.approx(B ** 2 * math.log(2 * r0 ** 2 / (delta * (eps * ws) ** 2))
+                              / (2 * delta * eps ** 2 * kappa ** 2 * ws ** 2), rel=1e-3)
+    m = r0 ** 2
+    for _ in range(T):
+        m = (1 - a) * m + eta ** 2 * B ** 2
+    bound = theory.sgd_failure_bound(eta, T, gam, lx, B, r0, eps, ws)
+    assert m / (eps * ws) ** 2 <= bound <= delta
+    assert bound == pytest.approx(delta, rel=0.05)
+    # scale-free: w*, r₀ and B scaled together leave η and T unchanged
+    assert theory.sgd_step(gam, lx, 3 * B, eps, delta, 3 * ws) == pytest.approx(eta, rel=1e-14)
+    assert theory.sgd_iterations(gam, lx, 3 * B, 3 * r0, eps, delta, 3 * ws) == T
+    # η ∝ δε²; a start already within reach needs no step
+    assert theory.sgd_step(gam, lx, B, eps / 2, delta / 3, ws) == pytest.approx(eta / 12, rel=1e-14)
+    assert theory.sgd_iterations(gam, lx, B, 0.01, eps, delta, ws) == 0
+    steps = theory.sgd_iterations(torch.tensor([gam, 0.1], dtype=f64), lx, B, r0, eps, delta, ws)
+    assert steps.dtype == torch.int64 and int(steps[0]) == T and int(steps[1]) < T
+
+
+def test_sgd_failure_bound_holds_for_a_simulated_stochastic_gradient():
+    """An independent check of the proof's two steps: SGD on ℓ(u) = κ‖u‖²/2 in the plane with the stochastic gradient
+    g = κu + s·ξ (ξ a random unit vector, so E g = ∇ℓ and ‖g‖ ≤ κr₀ + s = B while ‖u‖ ≤ r₀): with Theorem 4.2's η
+    and T, the fraction of 4000 runs farther than ε at T stays below δ (and below the Markov bound)."""
+    g = fl.generator(23, "cpu")
+    kappa, s, r0, eps, delta = 0.5, 0.5, 1.0, 0.3, 0.2
+    B = kappa * r0 + s
+    eta = theory.sgd_step(kappa, 0.0, B, eps, delta)
+    T = theory.sgd_iterations(kappa, 0.0, B, r0, eps, delta)
+    u = torch.tensor([r0, 0.0], dtype=f64).repeat(4000, 1)
+    for _ in range(T):
+        xi = torch.randn(4000, 2, generator=g, dtype=f64)
+        u = u - eta * (kappa * u + s * xi / xi.norm(dim=1, keepdim=True))
+    assert bool((u.norm(dim=1) <= r0).all())                         # the runs stayed where ‖g‖ ≤ B
+    failed = float((u.norm(dim=1) > eps).double().mean())
+    assert failed <= theory.sgd_failure_bound(eta, T, kappa, 0.0, B, r0, eps) <= delta
+    assert float((u.norm(dim=1) ** 2).mean()) <= delta * eps ** 2
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: theory.sgd_step(0.05, 0.01, 1.0, 0.1, 0.1), "gamma must exceed 6·L_cross"),
+    (lambda: theory.sgd_step(0.2, 0.01, 0.0, 0.1, 0.1), "B must be > 0"),
+    (lambda: theory.sgd_iterations(0.2, 0.01, 1.0, 0.5, 0.1, 0.0), "delta must be > 0"),
+    (lambda: theory.sgd_failure_bound(10.0, 5, 0.2, 0.01, 1.0, 0.5, 0.1), "eta is too large"),
+])
+def test_theorem_4_2_formulas_name_the_bad_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -27,15 +27,16 @@ quadrature
     :func:`close_patches_L_minus`, :func:`close_patches_cross_sum`, :func:`close_patches_small_angle_limits`,
     :func:`close_patches_L_cross`, :func:`close_patches_beta`, :func:`close_patches_band_mass` (Theorem 4.3's μ).
 bounds
-    Theorems 3.2 and 4.1: :func:`phi_t`, :func:`step_cap`, :func:`contraction_bound`, :func:`iterations_bound`,
-    :func:`conv_condition_holds`, :func:`conv_step_cap`, :func:`conv_contraction_bound`,
-    :func:`conv_iterations_bound`.
+    Theorems 3.2, 4.1 and 4.2: :func:`phi_t`, :func:`step_cap`, :func:`contraction_bound`,
+    :func:`iterations_bound`, :func:`conv_condition_holds`, :func:`conv_step_cap`, :func:`conv_contraction_bound`,
+    :func:`conv_iterations_bound`, :func:`conv_phi_star`, :func:`sgd_step`, :func:`sgd_iterations`,
+    :func:`sgd_failure_bound`.
 
 Every public function names, in its docstring, the chapter of the book that teaches it.
 """
 from . import bounds, closed_forms, estimators, extremes, moments, quadrature
-from .bounds import (conv_condition_holds, conv_contraction_bound, conv_iterations_bound, conv_step_cap,
-                     contraction_bound, iterations_bound, phi_t, step_cap)
+from .bounds import (conv_condition_holds, conv_contraction_bound, conv_iterations_bound, conv_phi_star, conv_step_cap,
+                     contraction_bound, iterations_bound, phi_t, sgd_failure_bound, sgd_iterations, sgd_step, step_cap)
 from .closed_forms import (GAUSSIAN_BETA, close_patches_cross_limit, gaussian_conv_constants, gaussian_gamma,
                            gaussian_gradient, gaussian_L, gaussian_L_minus, gaussian_loss)
 from .estimators import (L, L_cross, L_minus, beta, closeness_bounds, constants, conv_beta, conv_gamma, conv_L,
@@ -63,8 +64,8 @@ __all__ = [
     "close_patches_band_mass", "close_patches_beta", "close_patches_cross_sum", "close_patches_gamma", "close_patches_L",
     "close_patches_L_cross", "close_patches_L_minus", "close_patches_moments", "close_patches_small_angle_limits",
     # bounds
-    "conv_condition_holds", "conv_contraction_bound", "conv_iterations_bound", "conv_step_cap", "contraction_bound",
-    "iterations_bound", "phi_t", "step_cap",
+    "conv_condition_holds", "conv_contraction_bound", "conv_iterations_bound", "conv_phi_star", "conv_step_cap",
+    "contraction_bound", "iterations_bound", "phi_t", "sgd_failure_bound", "sgd_iterations", "sgd_step", "step_cap",
 ]
 
 # Public functions carry the path readers use, filterlib.theory.NAME, as their __module__ (numpy's set_module

@@ -1,6 +1,7 @@
-"""The formulas of Theorems 3.2 and 4.1: the step-size cap, the contraction factor and the iteration count of
+"""The formulas of Theorems 3.2, 4.1 and 4.2: the step-size cap, the contraction factor and the iteration count of
 gradient descent, given the constants γ, L, β (and L_cross) estimated by :mod:`filterlib.theory.estimators`
-or taken from :mod:`filterlib.theory.closed_forms`; and φ_t, the angle bound of Theorem 3.2.
+or taken from :mod:`filterlib.theory.closed_forms`; φ_t, the angle bound of Theorem 3.2; and, for stochastic
+gradient descent, φ*, the step, the iteration count and the failure bound of Theorem 4.2.
 
 Arguments are numbers (the result is a float) or broadcastable tensors (the result is a tensor); each is
 checked by :func:`filterlib._validate.numbers`.
@@ -128,3 +129,89 @@ def conv_iterations_bound(gamma, L, beta, L_cross, eps):
     margin = _conv_margin(a)
     return _finish((a["L"] + 10 * a["L_cross"] + 4 * a["beta"]) ** 2 / margin ** 2 * torch.log(1 / a["eps"]), plain,
                    "gamma, L, beta, L_cross, eps")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Theorem 4.2: stochastic gradient descent learns the filter
+
+
+def conv_phi_star(phis, gamma, L_cross) -> float:
+    """φ* = max{φ : γ(φ) ≥ 6·L_cross} of Theorem 4.2 and Corollary 4.1, from γ at the increasing angles ``phis``
+    in (0, π/2] (radians; φ_t = arcsin(‖w_t − w*‖/‖w*‖) never exceeds π/2): the largest grid angle where
+    γ ≥ 6·L_cross, moved by linear interpolation to where γ crosses 6·L_cross before the next grid angle (that
+    angle itself when the grid ends there). NaN when γ < 6·L_cross at every grid angle: φ* does not exist and
+    Theorems 4.1–4.2 and Corollary 4.1 say nothing. Defined in chapters/sgd.md; used in chapters/init.md.
+    """
+    t, _ = v.angles(phis, "phis", dtype=torch.float64, high=math.pi / 2, open_low=True)
+    g = v.tensor(gamma, "gamma", ndim=(0, 1), dtype=torch.float64).reshape(-1)
+    a, _ = v.numbers(L_cross=(L_cross, 0.0, False))
+    if g.shape != t.shape:
+        raise ValueError(f"gamma must have one value per angle of phis, got {g.numel()} for {t.numel()} angles")
+    if t.numel() > 1 and not bool((t[1:] > t[:-1]).all()):
+        raise ValueError("phis must be increasing")
+    level = 6 * float(a["L_cross"])
+    above = torch.nonzero(g >= level).reshape(-1)
+    if above.numel() == 0:
+        return math.nan
+    i = int(above[-1])
+    if i == t.numel() - 1:
+        return float(t[i])
+    frac = (float(g[i]) - level) / (float(g[i]) - float(g[i + 1]))
+    return float(t[i] + frac * (t[i + 1] - t[i]))
+
+
+def _sgd_numbers(**named):
+    """The arguments of the Theorem 4.2 formulas as float64 tensors, and κ = γ − 6·L_cross (> 0, or ValueError)."""
+    a, plain = v.numbers(**named)
+    return a, plain, _conv_margin(a)
+
+
+def sgd_step(gamma, L_cross, B, eps, delta, w_star_norm=1.0):
+    """Theorem 4.2's constant step η = Θ(ε²(γ(φ₁) − 6L_cross)‖w*‖²/B²) with the constant that the proof's last step
+    needs for a failure probability δ: η = δ·ε²(γ − 6L_cross)‖w*‖²/B². Defined in chapters/sgd.md.
+
+    The derivation (chapters/sgd.md): while ‖w_t − w*‖ ≤ ‖w*‖ sin φ₁, Theorem 4.1's inequality
+    ⟨∇ℓ, u⟩ ≥ (γ(φ₁) − 6L_cross)‖u‖² and a stochastic gradient g with E g = ∇ℓ, ‖g‖ ≤ B give
+    E‖u_{t+1}‖² ≤ (1 − 2ηκ)‖u_t‖² + η²B², κ = γ(φ₁) − 6L_cross, whose fixed point ηB²/(2κ) this η puts at
+    δε²‖w*‖²/2; Markov's inequality (Lemma A.3) then turns E‖u_T‖² ≤ δε²‖w*‖² into a probability (see
+    :func:`sgd_failure_bound`). Pass γ(φ₁), or the minimum of γ over [0, φ₁] where γ is not decreasing. Numbers give
+    a float, tensors a tensor; needs γ > 6·L_cross (ValueError naming gamma and L_cross), B, ε, δ, ‖w*‖ > 0.
+    """
+    a, plain, kappa = _sgd_numbers(gamma=(gamma, 0.0, False), L_cross=(L_cross, 0.0, False), B=(B, 0.0, True),
+                                   eps=(eps, 0.0, True), delta=(delta, 0.0, True),
+                                   w_star_norm=(w_star_norm, 0.0, True))
+    eta = a["delta"] * a["eps"] ** 2 * kappa * a["w_star_norm"] ** 2 / a["B"] ** 2
+    return _finish(eta, plain, "gamma, L_cross, B, eps, delta, w_star_norm")
+
+
+def sgd_iterations(gamma, L_cross, B, r0, eps, delta, w_star_norm=1.0):
+    """Theorem 4.2's iteration count T = O(B²/(ε²(γ(φ₁) − 6L_cross)²‖w*‖²) · log(‖w₀ − w*‖/(ε‖w*‖))) with the
+    constants of :func:`sgd_step`: with that step η, the smallest T with (1 − 2ηκ)^T r₀² ≤ δε²‖w*‖²/2, about
+    ln(2r₀²/(δε²‖w*‖²))/(2ηκ) = B² ln(2r₀²/(δε²‖w*‖²))/(2δε²κ²‖w*‖²), κ = γ(φ₁) − 6L_cross, r₀ = ‖w₀ − w*‖
+    (0 when r₀² ≤ δε²‖w*‖²/2 already). An int for numbers, an int64 tensor for tensors; the same conditions as
+    :func:`sgd_step`, and r₀ > 0. Defined in chapters/sgd.md.
+    """
+    a, plain, kappa = _sgd_numbers(gamma=(gamma, 0.0, False), L_cross=(L_cross, 0.0, False), B=(B, 0.0, True),
+                                   r0=(r0, 0.0, True), eps=(eps, 0.0, True), delta=(delta, 0.0, True),
+                                   w_star_norm=(w_star_norm, 0.0, True))
+    eta = a["delta"] * a["eps"] ** 2 * kappa * a["w_star_norm"] ** 2 / a["B"] ** 2
+    target = a["delta"] * a["eps"] ** 2 * a["w_star_norm"] ** 2 / 2
+    steps = torch.clamp(torch.log(a["r0"] ** 2 / target) / -torch.log1p(-2 * eta * kappa), min=0.0)
+    steps = torch.ceil(_finish(steps, False, "gamma, L_cross, B, r0, eps, delta, w_star_norm")).to(torch.int64)
+    return int(steps) if plain else steps
+
+
+def sgd_failure_bound(eta, T, gamma, L_cross, B, r0, eps, w_star_norm=1.0):
+    """Markov's bound on P(‖w_T − w*‖ > ε‖w*‖) after T steps of size η, for the runs that stay within
+    ‖w*‖ sin φ₁ of w* (the event of Lemma A.2): ((1 − 2ηκ)^T r₀² + ηB²/(2κ)) / (ε²‖w*‖²), κ = γ(φ₁) − 6L_cross,
+    the right side of E‖w_T − w*‖² ≤ (1 − 2ηκ)^T r₀² + ηB²/(2κ) (see :func:`sgd_step`) over ε²‖w*‖². At most δ
+    for the η and T of :func:`sgd_step` and :func:`sgd_iterations`; a value ≥ 1 guarantees nothing. Needs
+    0 < 2ηκ ≤ 1. Defined in chapters/sgd.md.
+    """
+    a, plain, kappa = _sgd_numbers(eta=(eta, 0.0, True), T=(T, 0.0, False), gamma=(gamma, 0.0, False),
+                                   L_cross=(L_cross, 0.0, False), B=(B, 0.0, True), r0=(r0, 0.0, False),
+                                   eps=(eps, 0.0, True), w_star_norm=(w_star_norm, 0.0, True))
+    if bool((2 * a["eta"] * kappa > 1).any()):
+        raise ValueError("eta is too large: the bound needs 2·eta·(gamma − 6·L_cross) ≤ 1")
+    mean_square = (1 - 2 * a["eta"] * kappa) ** a["T"] * a["r0"] ** 2 + a["eta"] * a["B"] ** 2 / (2 * kappa)
+    return _finish(mean_square / (a["eps"] * a["w_star_norm"]) ** 2, plain, "the arguments")
