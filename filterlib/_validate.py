@@ -81,7 +81,7 @@ def _from_array(x, name: str, dtype) -> torch.Tensor:
     target = dtype or own or config.default_dtype()         # an invalid FILTERLIB_DTYPE raises its own error here
     wide = a.dtype.kind == "f" and a.dtype.itemsize > 4
     with np.errstate(over="ignore"):
-        converted = np.ascontiguousarray(a, dtype=np.float64 if target == torch.float64 or wide else np.float32)
+        converted = np.asarray(a, dtype=np.float64 if target == torch.float64 or wide else np.float32, order="C")
     t = torch.from_numpy(converted)
     return _cast(t, target, name) if t.dtype != target else t
 
