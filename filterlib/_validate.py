@@ -119,11 +119,25 @@ def same_float(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> No
         raise ValueError(f"{name_a} is on {a.device} but {name_b} is on {b.device}; move them to one device")
 
 
-def nonzero_rows(w: torch.Tensor, name: str) -> None:
+def nonzero_rows(w: torch.Tensor, name: str, *, any_scale: bool = False) -> None:
     """An angle needs a non-zero vector: fail if any row of ``w`` is zero (entry by entry, so a row of tiny entries
-    whose squared norm underflows is not mistaken for zero)."""
+    is not mistaken for zero). A caller that normalises with the plain norm ‖w‖ also needs that norm to be
+    positive and finite: unless ``any_scale`` (the caller computes norms without under/overflow, as
+    :func:`filterlib.model.angle` does), a row whose squared norm underflows to 0 or overflows is refused with
+    advice to rescale it (or, in float32, to use float64)."""
     if not bool((w != 0).any(dim=-1).all()):
         raise ValueError(f"{name} must be non-zero (an angle to it is needed), got a zero vector")
+    if any_scale:
+        return
+    norms = w.norm(dim=-1)
+    bad = (norms == 0) | (norms == float("inf"))
+    if bool(bad.any()):
+        row = w.reshape(-1, w.shape[-1])[bad.reshape(-1).nonzero()[0, 0]]
+        big = float(row.abs().max())
+        how = "underflows to 0" if float(row.norm()) == 0 else "overflows"
+        hint = "; or use float64" if w.dtype == torch.float32 else ""
+        raise ValueError(f"{name} has entries up to {big:.3g} in absolute value, whose squared norm {how} in "
+                         f"{_name(w.dtype)}: rescale it (divide it by its largest absolute entry){hint}")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -155,9 +169,10 @@ def filters(w, name: str = "w", *, like: torch.Tensor | None = None, p: int | No
 
 
 def vector(x, name: str = "w_star", *, like: torch.Tensor | None = None, p: int | None = None,
-           nonzero: bool = False, like_name: str = "Z") -> torch.Tensor:
+           nonzero: bool = False, like_name: str = "Z", any_scale: bool = False) -> torch.Tensor:
     """A single (p,) vector such as the teacher ``w_star``, checked against ``like`` (dtype, device and p = its last
-    size; named ``like_name`` in messages) or ``p``; with ``nonzero`` it must not be 0 (an angle to it is needed).
+    size; named ``like_name`` in messages) or ``p``; with ``nonzero`` it must not be 0 (an angle to it is needed;
+    ``any_scale`` as in :func:`nonzero_rows`).
     Numbers and arrays are converted to ``like``'s dtype."""
     dtype = like.dtype if like is not None and not isinstance(x, torch.Tensor) else None
     x = tensor(x, name, ndim=1, dtype=dtype)
@@ -167,7 +182,7 @@ def vector(x, name: str = "w_star", *, like: torch.Tensor | None = None, p: int 
     if p is not None:
         check_size(x, p, name)
     if nonzero:
-        nonzero_rows(x, name)
+        nonzero_rows(x, name, any_scale=any_scale)
     return x
 
 

@@ -138,8 +138,8 @@ def angle(w, w_star) -> torch.Tensor:
     w_star = v.vector(w_star, "w_star", like=w if not isinstance(w_star, torch.Tensor) else None, like_name="w")
     v.same_float(w, w_star, "w", "w_star")
     v.check_size(w, w_star.shape[0], "w", of=" (the size of w_star)")
-    v.nonzero_rows(w, "w")
-    v.nonzero_rows(w_star, "w_star")
+    v.nonzero_rows(w, "w", any_scale=True)
+    v.nonzero_rows(w_star, "w_star", any_scale=True)
     return unit_angle(w, w_star)
 
 

@@ -209,8 +209,8 @@ def _prepare(w0, w_star, Z_like, steps, record_every):
         record_every = max(1, steps // 1000)
     record_every = v.positive_int(record_every, "record_every")
     w, Z_like = validate(w, Z_like, w_name="w0")
-    v.nonzero_rows(w, "w0")         # θ(w0, w*), recorded in the history, does not exist at w0 = 0 or w* = 0
-    w_star = v.vector(w_star, "w_star", like=Z_like, nonzero=True)
+    v.nonzero_rows(w, "w0", any_scale=True)         # θ(w0, w*), recorded in the history, needs w0 ≠ 0 and w* ≠ 0
+    w_star = v.vector(w_star, "w_star", like=Z_like, nonzero=True, any_scale=True)
     return w, w_star, steps, record_every, single
 
 

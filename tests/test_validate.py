@@ -157,7 +157,18 @@ def test_generator_accepts_device_objects_and_strings():
 # ------------------------------------------------------------------------------------------------- zero tests
 
 def test_tiny_vectors_are_not_zero():
-    v.nonzero_rows(torch.full((2, 3), 1e-30, dtype=f32), "w")                # squares underflow, entries do not
-    v.nonzero_rows(torch.tensor([5e-324, 0.0], dtype=f64), "w")
-    with pytest.raises(ValueError, match="w must be non-zero"):
-        v.nonzero_rows(torch.tensor([[1.0, 0.0], [0.0, 0.0]]), "w")
+    v.nonzero_rows(torch.full((2, 3), 1e-30, dtype=f32), "w", any_scale=True)   # squares underflow, entries do not
+    v.nonzero_rows(torch.tensor([5e-324, 0.0], dtype=f64), "w", any_scale=True)
+    for any_scale in (True, False):
+        with pytest.raises(ValueError, match="w must be non-zero"):
+            v.nonzero_rows(torch.tensor([[1.0, 0.0], [0.0, 0.0]]), "w", any_scale=any_scale)
+
+
+@pytest.mark.parametrize("x, how", [(torch.full((3,), 1e-30), "underflows to 0 in float32: rescale it .*float64"),
+                                    (torch.full((3,), 1e-300, dtype=f64), "underflows to 0 in float64: rescale it"),
+                                    (torch.full((3,), 1e30), "overflows in float32"),
+                                    (torch.full((3,), 1e200, dtype=f64), "overflows in float64")])
+def test_a_norm_beyond_the_dtype_is_refused_where_plain_norms_are_used(x, how):
+    with pytest.raises(ValueError, match=f"^w_star has entries up to .* whose squared norm {how}"):
+        v.nonzero_rows(x, "w_star")
+    v.nonzero_rows(x, "w_star", any_scale=True)
