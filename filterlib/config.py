@@ -56,7 +56,12 @@ def default_dtype() -> torch.dtype:
 def parse_bytes(text: str, name: str) -> int:
     """A positive number of bytes from ``text``: digits with an optional suffix K, M, G or T (powers of 1024),
     e.g. ``"500M"``. Raises ValueError naming ``name`` (a variable or an option). Used by :func:`max_bytes` and the
-    ``--max-bytes`` option of ``python -m filterlib diagnose`` (chapters/diagnose.md)."""
+    ``--max-bytes`` option of ``python -m filterlib diagnose`` (chapters/diagnose.md).
+
+    >>> from filterlib import config
+    >>> config.parse_bytes("500M", "--max-bytes") == 500 * 2**20
+    True
+    """
     body = str(text).strip().upper().removesuffix("B").removesuffix("I")
     digits, suffix = (body[:-1], body[-1]) if body[-1:] in _SUFFIXES and body[-1:] else (body, "")
     if not digits.isdigit() or int(digits) == 0:

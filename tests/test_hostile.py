@@ -148,6 +148,21 @@ def test_the_api_refuses_huge_pixels_with_a_value_error():
         fl.diagnose(x, 3)
 
 
+def test_inside_the_allowed_range_the_diagnosis_does_not_depend_on_scale():
+    """Pixels × c and teacher × t: the rates and contractions are unchanged and the step caps scale with 1/c² (the
+    constants are second moments of the patches; the teacher's scale cancels), so the range refused above is the
+    only limit."""
+    rng = np.random.default_rng(0)
+    x, w = rng.normal(size=(30, 8, 8)), rng.normal(size=9)
+    ref = fl.diagnose(x, 3, w_star=w, n_directions=4, steps=30, seed=0)
+    for c, t in ((1e45, 1e-45), (1e-45, 1e45)):
+        d = fl.diagnose(x * c, 3, w_star=w * t, n_directions=4, steps=30, seed=0)
+        for run, want in ((d.run_patch, ref.run_patch), (d.run_conv, ref.run_conv)):
+            assert run.measured_contraction == pytest.approx(want.measured_contraction, rel=1e-12)
+        assert d.theorem_3_2.step_cap * c ** 2 == pytest.approx(ref.theorem_3_2.step_cap, rel=1e-12)
+        assert not NOT_A_NUMBER.search(d.table())
+
+
 def test_complex_images_are_refused(files, capsys):
     code, out, err = run_main([files / "complex.npy", "--filter-size", "3"], capsys)
     assert_one_line_error(code, out, err, "images must hold real numbers", "complex")
