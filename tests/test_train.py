@@ -227,3 +227,18 @@ def test_relative_distance_of_a_tiny_teacher():
     w_star = torch.full((3,), 1e-30)
     h = fl.gradient_descent(2 * w_star, w_star, Z, eta=0.5, steps=3)
     assert h.relative_distance[0] == pytest.approx(1.0, rel=1e-5)          # ‖w*‖² underflows float32; ‖w*‖ does not
+
+
+def test_deferred_checks_name_the_first_step_whose_distance_left_the_dtype():
+    """The GPU's deferred check (every SYNC_EVERY records and at the end), run on the CPU: the loss stays finite,
+    the distance becomes inf at step 3, and the error names step 3 even though steps 4 and 5 were recorded too."""
+    from filterlib.train import Recorder
+
+    w_star = torch.ones(2)
+    rec = Recorder(w_star, steps=5, record_every=1, trajectory=False, single=True)
+    rec.deferred = True
+    for t in range(6):
+        w = torch.full((1, 2), 3e38 if t >= 3 else 1.0 + t)             # ‖w − w*‖ > 3.4e38 from step 3 on
+        rec.add(t, w, torch.tensor([0.5]))
+    with pytest.raises(FloatingPointError, match=r"distance ‖w − w\*‖ exceeded the range of float32 at step 3"):
+        rec.history(w, {})
