@@ -3,8 +3,9 @@
 
 IMAGES is a .npy file, an .npz archive (its only array, or the one named ``images``) or a folder of PNG files, holding
 images of shape (N, H, W). The output is a readable table, or with ``--json`` only JSON on stdout. A progress bar goes
-to stderr (off with ``--no-progress`` or ``FILTERLIB_PROGRESS=0``). Bad or unreadable input: a one-line error on
-stderr and exit status 2.
+to stderr (off with ``--no-progress`` or ``FILTERLIB_PROGRESS=0``). Files are checked before they are read: an array
+or PNG pixels beyond ``--max-bytes`` (default ``FILTERLIB_MAX_BYTES`` or 2 GiB) are refused. Bad or unreadable input
+(files, options, settings): a one-line error on stderr that names the file, option or variable, and exit status 2.
 """
 from __future__ import annotations
 
@@ -46,25 +47,46 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--phi0", type=float, default=math.pi / 6,
                    help="start angle bound φ₀ in radians; the start is at sin(φ₀)‖w*‖ from w* (default π/6)")
     d.add_argument("--eta", type=float, default=None, help="step size for both runs (default: the theorems' steps)")
-    d.add_argument("--seed", type=int, default=0, help="seed for the subsample, the teacher and the start")
+    d.add_argument("--seed", type=int, default=0,
+                   help="seed for the subsample, the teacher and the start (0 to 2**64 − 1)")
+    d.add_argument("--max-bytes", default=None, metavar="SIZE",
+                   help="largest array a file may declare, e.g. 4G (K, M, G, T: powers of 1024; default "
+                        "FILTERLIB_MAX_BYTES or 2G)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
 def _diagnose(args) -> int:
-    from .data import load_images, load_teacher
+    from . import _validate as v
+    from .data import as_images, load_images, load_teacher, resolve_teacher
     from .diagnosis import diagnose
 
+    seed = v.seed(args.seed, "--seed")
+    limit = config.parse_bytes(args.max_bytes, "--max-bytes") if args.max_bytes is not None else config.max_bytes()
+    size = v.positive_int(args.filter_size, "--filter-size")
     teacher = args.teacher
     if teacher not in ("random", "gabor"):
-        teacher = load_teacher(teacher)
-    images = load_images(args.images)
+        try:
+            teacher = resolve_teacher(load_teacher(teacher, max_bytes=limit), size)[0]
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(_about(f"teacher file {args.teacher} (--teacher)", exc)) from None
+    try:
+        images = as_images(load_images(args.images, max_bytes=limit))
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(_about(f"images file {args.images}", exc)) from None
     progress = config.progress_enabled() and not args.no_progress
     result = diagnose(images, args.filter_size, args.stride, teacher, n_images=args.n_images or None,
                       n_patches=args.n_patches or None, phi0=args.phi0, eps=args.eps, n_directions=args.n_directions,
-                      steps=args.steps, eta=args.eta, seed=args.seed, progress=progress)
+                      steps=args.steps, eta=args.eta, seed=seed, progress=progress)
     print(result.to_json(indent=2) if args.json else result.table())
     return 0
+
+
+def _about(what: str, exc: Exception) -> str:
+    """``exc``'s message, led by ``what`` (the file and option) unless it already names the file."""
+    message = str(exc)
+    name = what.split(" (")[0].split(" file ", 1)[-1]
+    return message if name in message else f"{what}: {message}"
 
 
 def main(argv=None) -> int:
@@ -79,9 +101,17 @@ def main(argv=None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 1
     except (OSError, ValueError, TypeError) as exc:
-        print(f"python -m filterlib {args.command}: error: {exc}", file=sys.stderr)
+        print(f"python -m filterlib {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except MemoryError:
+        print(f"python -m filterlib {args.command}: error: out of memory; use fewer images (--n-images) or patches "
+              f"(--n-patches), or a smaller --max-bytes to refuse such files early", file=sys.stderr)
         return EXIT_BAD_INPUT
     return EXIT_BAD_INPUT                                               # unreachable: argparse requires a command
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ filterlib but :mod:`filterlib.config` (itself a leaf), so every other module may
 * Tensors: :func:`tensor`, :func:`all_finite`, :func:`same_float`, :func:`nonzero_rows`.
 * Shapes that must agree: :func:`check_size` (a last dimension of p), :func:`filters` ((p,) or (R, p) next to a
   sample), :func:`vector` (a (p,) vector such as ``w_star``).
-* Scalars: :func:`positive_int`, :func:`nonneg_int`, :func:`positive_float`, :func:`flag`; a dtype:
+* Scalars: :func:`positive_int`, :func:`nonneg_int`, :func:`seed`, :func:`positive_float`, :func:`flag`; a dtype:
   :func:`float_dtype`.
 * Angles and numbers of the theory: :func:`angles` (φ in an interval, a number or a 1-D array),
   :func:`numbers` (scalar-or-tensor arguments with a lower bound, the formulas of Theorems 3.2 and 4.1).
@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import numbers as _numbers_abc
 
+import numpy as np
 import torch
 
 from . import config
@@ -32,20 +33,21 @@ FLOAT_DTYPES = (torch.float32, torch.float64)
 def tensor(x, name: str, *, ndim=None, dtype=None, device=None, finite: bool = True) -> torch.Tensor:
     """Return ``x`` as a floating torch tensor after checking it.
 
-    ``ndim`` is an int or a tuple of allowed ranks. Numpy arrays and Python lists are converted
-    (to ``dtype`` or the filterlib default dtype); torch tensors must already be float32 or float64.
+    ``ndim`` is an int or a tuple of allowed ranks. Torch tensors must already be float32 or float64. Anything else
+    is read as a numpy array of real numbers (complex values are a TypeError, never silently cut to their real
+    part) and converted to ``dtype``; without ``dtype`` a float32 or float64 numpy array keeps its own dtype and
+    everything else (lists, numbers, integer arrays) gets the filterlib default (``FILTERLIB_DTYPE``). A conversion
+    to float32 that overflows is a ValueError that names ``name`` and suggests float64.
     """
     if isinstance(x, torch.Tensor):
         t = x
         if t.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"{name} must be a float32 or float64 tensor, got dtype {t.dtype}")
+            real = " (real numbers: complex values are not supported)" if t.is_complex() else ""
+            raise TypeError(f"{name} must be a float32 or float64 tensor{real}, got dtype {t.dtype}")
     else:
-        try:
-            t = torch.as_tensor(x, dtype=dtype or config.default_dtype())
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise TypeError(f"{name} must be a tensor or array of real numbers, got {type(x).__name__}") from exc
+        t = _from_array(x, name, dtype)
     if dtype is not None and t.dtype != dtype:
-        t = t.to(dtype)
+        t = _cast(t, dtype, name)
     if device is not None:
         t = t.to(device)
     if ndim is not None:
@@ -58,6 +60,45 @@ def tensor(x, name: str, *, ndim=None, dtype=None, device=None, finite: bool = T
     if finite and not all_finite(t):
         raise ValueError(f"{name} contains NaN or infinite values")
     return t
+
+
+_NUMPY_FLOATS = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+
+def _from_array(x, name: str, dtype) -> torch.Tensor:
+    """``x`` (not a tensor) as a CPU tensor of ``dtype``, of its own float32/float64 numpy dtype, or of the default."""
+    try:
+        a = np.asarray(x)
+    except Exception as exc:                                            # noqa: BLE001 (ragged lists, odd objects)
+        raise TypeError(f"{name} must be a tensor or array of real numbers, got {type(x).__name__}") from exc
+    if a.dtype.kind == "c":
+        raise TypeError(f"{name} must hold real numbers, got complex values (dtype {a.dtype}); pass the real part "
+                        f"or the modulus explicitly")
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a tensor or array of real numbers, got {type(x).__name__}"
+                        + (f" of dtype {a.dtype}" if isinstance(x, (np.ndarray, np.generic)) else ""))
+    own = _NUMPY_FLOATS.get(a.dtype) if isinstance(x, (np.ndarray, np.generic)) else None
+    target = dtype or own or config.default_dtype()         # an invalid FILTERLIB_DTYPE raises its own error here
+    wide = a.dtype.kind == "f" and a.dtype.itemsize > 4
+    with np.errstate(over="ignore"):
+        converted = np.asarray(a, dtype=np.float64 if target == torch.float64 or wide else np.float32, order="C")
+    t = torch.from_numpy(converted)
+    return _cast(t, target, name) if t.dtype != target else t
+
+
+def _cast(t: torch.Tensor, dtype: torch.dtype, name: str) -> torch.Tensor:
+    """``t`` in ``dtype``; a finite value that becomes ±inf (float64 → float32 beyond 3.4e38) is a ValueError."""
+    out = t.to(dtype)
+    if out.dtype.itemsize < t.dtype.itemsize and not all_finite(out) and all_finite(t):
+        big = float(t.abs().max())
+        raise ValueError(f"{name} has entries up to {big:.3g} in absolute value, beyond the range of {_name(dtype)} "
+                         f"(±{torch.finfo(dtype).max:.3g}); use float64 (FILTERLIB_DTYPE=float64, or float64 "
+                         f"arrays or tensors)")
+    return out
+
+
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def all_finite(t: torch.Tensor) -> bool:
@@ -78,11 +119,25 @@ def same_float(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> No
         raise ValueError(f"{name_a} is on {a.device} but {name_b} is on {b.device}; move them to one device")
 
 
-def nonzero_rows(w: torch.Tensor, name: str) -> None:
-    """An angle needs a non-zero vector: fail if any row of ``w`` is zero."""
-    norms = w.norm(dim=-1)
-    if bool((norms == 0).any()):
+def nonzero_rows(w: torch.Tensor, name: str, *, any_scale: bool = False) -> None:
+    """An angle needs a non-zero vector: fail if any row of ``w`` is zero (entry by entry, so a row of tiny entries
+    is not mistaken for zero). A caller that normalises with the plain norm ‖w‖ also needs that norm to be
+    positive and finite: unless ``any_scale`` (the caller computes norms without under/overflow, as
+    :func:`filterlib.model.angle` does), a row whose squared norm underflows to 0 or overflows is refused with
+    advice to rescale it (or, in float32, to use float64)."""
+    if not bool((w != 0).any(dim=-1).all()):
         raise ValueError(f"{name} must be non-zero (an angle to it is needed), got a zero vector")
+    if any_scale:
+        return
+    norms = w.norm(dim=-1)
+    bad = (norms == 0) | (norms == float("inf"))
+    if bool(bad.any()):
+        row = w.reshape(-1, w.shape[-1])[bad.reshape(-1).nonzero()[0, 0]]
+        big = float(row.abs().max())
+        how = "underflows to 0" if float(row.norm()) == 0 else "overflows"
+        hint = "; or use float64" if w.dtype == torch.float32 else ""
+        raise ValueError(f"{name} has entries up to {big:.3g} in absolute value, whose squared norm {how} in "
+                         f"{_name(w.dtype)}: rescale it (divide it by its largest absolute entry){hint}")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -114,9 +169,10 @@ def filters(w, name: str = "w", *, like: torch.Tensor | None = None, p: int | No
 
 
 def vector(x, name: str = "w_star", *, like: torch.Tensor | None = None, p: int | None = None,
-           nonzero: bool = False, like_name: str = "Z") -> torch.Tensor:
+           nonzero: bool = False, like_name: str = "Z", any_scale: bool = False) -> torch.Tensor:
     """A single (p,) vector such as the teacher ``w_star``, checked against ``like`` (dtype, device and p = its last
-    size; named ``like_name`` in messages) or ``p``; with ``nonzero`` it must not be 0 (an angle to it is needed).
+    size; named ``like_name`` in messages) or ``p``; with ``nonzero`` it must not be 0 (an angle to it is needed;
+    ``any_scale`` as in :func:`nonzero_rows`).
     Numbers and arrays are converted to ``like``'s dtype."""
     dtype = like.dtype if like is not None and not isinstance(x, torch.Tensor) else None
     x = tensor(x, name, ndim=1, dtype=dtype)
@@ -126,7 +182,7 @@ def vector(x, name: str = "w_star", *, like: torch.Tensor | None = None, p: int 
     if p is not None:
         check_size(x, p, name)
     if nonzero:
-        nonzero_rows(x, name)
+        nonzero_rows(x, name, any_scale=any_scale)
     return x
 
 
@@ -148,6 +204,18 @@ def nonneg_int(x, name: str) -> int:
     if x < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {x}")
     return int(x)
+
+
+SEED_MAX = 2**64 - 1
+"""The largest seed a ``torch.Generator`` accepts (an unsigned 64-bit integer)."""
+
+
+def seed(x, name: str = "seed") -> int:
+    """A seed for ``torch.Generator.manual_seed``: an integer in [0, 2**64 − 1]."""
+    x = nonneg_int(x, name)
+    if x > SEED_MAX:
+        raise ValueError(f"{name} must be an integer from 0 to 2**64 − 1 = {SEED_MAX}, got {x}")
+    return x
 
 
 def positive_float(x, name: str) -> float:

@@ -14,8 +14,16 @@ where every run draws its own minibatch).
 
 The functions here validate their inputs and compute with :mod:`filterlib.kernel`, which holds the arithmetic
 (the fused, chunked gradient pass of chapters/performance.md).
+
+Scale. f is positively homogeneous in w and in Z, so every quantity here is a power of the scales of w and Z times
+the same quantity on rescaled inputs. Where the direct computation overflows (float32 inputs near 1e19 already
+square beyond its 3.4e38), it is redone on w and Z divided by their largest entries and scaled back in float64; a
+result that the dtype cannot hold is a ValueError that names the inputs (and, in float32, suggests float64). Norms
+and angles are computed from rescaled vectors, so tiny and huge vectors are neither zero nor infinite.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -42,9 +50,19 @@ def validate(w, Z, *, w_name: str = "w") -> tuple[torch.Tensor, torch.Tensor]:
 def forward(w, Z) -> torch.Tensor:
     """Network output f(w, Z) = (1/k) Σ_i relu(wᵀZ_i): shape (n,) for ``w`` of shape (p,), (R, n) for (R, p).
 
-    Defined in chapters/gd_gaussian.md (the model of chapters/intro.md)."""
+    Defined in chapters/gd_gaussian.md (the model of chapters/intro.md). Huge or tiny inputs are handled as the
+    module notes say:
+
+    >>> import filterlib as fl
+    >>> f = fl.forward([1e20, 1e20], [[[1e19, -9e18]]])    # wᵀZ = 1e38 although each product overflows float32
+    >>> round(float(f[0]) / 1e38, 4)
+    1.0
+    """
     w, Z = validate(w, Z)
-    return kernel.outputs(w, Z)
+    out = kernel.outputs(w, Z)
+    if v.all_finite(out):
+        return out
+    return _rescaled("f(w, Z)", lambda w1, s1, Z1: kernel.outputs(w1, Z1), w, None, Z, (1, 1))
 
 
 def loss(w, w_star, Z) -> torch.Tensor:
@@ -53,7 +71,43 @@ def loss(w, w_star, Z) -> torch.Tensor:
     Defined in chapters/gd_gaussian.md."""
     w, Z = validate(w, Z)
     w_star = v.vector(w_star, "w_star", like=Z)
+    out = _loss(w, w_star, Z)
+    if v.all_finite(out):
+        return out
+    return _rescaled("the loss ℓ(w)", _loss, w, w_star, Z, (2, 2))
+
+
+def _loss(w, w_star, Z):
     return kernel.loss_and_gradient(w, Z, kernel.outputs(w_star, Z), need_gradient=False)[0]
+
+
+def _gradient(w, w_star, Z):
+    return kernel.loss_and_gradient(w, Z, kernel.labels(w_star, Z))[1]
+
+
+def _rescaled(what: str, compute, w, w_star, Z, powers: tuple[int, int]) -> torch.Tensor:
+    """``compute(w, w_star, Z)`` when the direct computation overflowed: on w, w_star divided by a (the largest
+    |entry| of w and w_star) and Z by s (Z's largest |entry|), times a^i s^j in float64, ``powers`` = (i, j).
+    Raises ValueError naming w, w_star and Z when the result does not fit the dtype."""
+    a = float(w.abs().max())
+    if w_star is not None:
+        a = max(a, float(w_star.abs().max()))
+    s = float(Z.abs().max())
+    a, s = a or 1.0, s or 1.0
+    out = compute(w / a, None if w_star is None else w_star / a, Z / s).double()
+    i, j = powers
+    for factor in (a * s,) * min(i, j) + (a,) * (i - min(i, j)) + (s,) * (j - min(i, j)):
+        out = out * factor                          # a·s first: a huge w on a tiny Z gives a moderate product
+    result = out.to(Z.dtype)
+    if v.all_finite(result):
+        return result
+    given = (f"{'w and w_star have' if w_star is not None else 'w has'} entries up to {a:.3g} and Z up to {s:.3g} "
+             f"in absolute value")
+    if Z.dtype == torch.float32 and v.all_finite(out):
+        raise ValueError(f"{what} exceeds the range of float32 (±{torch.finfo(torch.float32).max:.3g}): {given}; "
+                         f"use float64 (FILTERLIB_DTYPE=float64, or float64 tensors)")
+    raise ValueError(f"{what} exceeds the range of {str(Z.dtype).removeprefix('torch.')}: {given}; rescale "
+                     f"the filters or Z")
 
 
 def gradient(w, w_star, Z) -> torch.Tensor:
@@ -65,19 +119,27 @@ def gradient(w, w_star, Z) -> torch.Tensor:
     """
     w, Z = validate(w, Z)
     w_star = v.vector(w_star, "w_star", like=Z)
-    return kernel.loss_and_gradient(w, Z, kernel.labels(w_star, Z))[1]
+    out = _gradient(w, w_star, Z)
+    if v.all_finite(out):
+        return out
+    return _rescaled("the gradient ∇ℓ(w)", _gradient, w, w_star, Z, (1, 2))
 
 
 def angle(w, w_star) -> torch.Tensor:
     """θ(w, w_star) in radians, in [0, π]: a scalar for ``w`` of shape (p,), shape (R,) for (R, p).
 
-    Defined in chapters/gd_gaussian.md."""
+    Defined in chapters/gd_gaussian.md. Only directions matter, whatever the scale:
+
+    >>> import filterlib as fl
+    >>> round(float(fl.angle([1e30, 1e30], [-1e-30, -1e-30])), 6)
+    3.141593
+    """
     w = v.tensor(w, "w", ndim=(1, 2))
-    w_star = v.vector(w_star, "w_star")
+    w_star = v.vector(w_star, "w_star", like=w if not isinstance(w_star, torch.Tensor) else None, like_name="w")
     v.same_float(w, w_star, "w", "w_star")
     v.check_size(w, w_star.shape[0], "w", of=" (the size of w_star)")
-    v.nonzero_rows(w, "w")
-    v.nonzero_rows(w_star, "w_star")
+    v.nonzero_rows(w, "w", any_scale=True)
+    v.nonzero_rows(w_star, "w_star", any_scale=True)
     return unit_angle(w, w_star)
 
 
@@ -86,9 +148,36 @@ def unit_angle(w: torch.Tensor, w_star: torch.Tensor) -> torch.Tensor:
     and free of the under/overflow of (w·w*)/(‖w‖‖w*‖) for tiny or huge vectors. No checks (callers validate);
     a zero row gives NaN. :func:`angle` after its checks; also the angles that :mod:`filterlib.train` records
     (chapters/gd_gaussian.md)."""
-    u = w / w.norm(dim=-1, keepdim=True)
-    s = w_star / w_star.norm()
+    u, s = unit(w), unit(w_star)
     return 2 * torch.atan2((u - s).norm(dim=-1), (u + s).norm(dim=-1))
+
+
+# The largest entries whose squares, summed over up to 2**20 entries, neither overflow nor leave the normal range.
+_SAFE = {torch.float32: (2.0 ** -50, 2.0 ** 50), torch.float64: (2.0 ** -400, 2.0 ** 400)}
+
+
+def _row_scale(x: torch.Tensor) -> torch.Tensor:
+    """Per row (last axis): 1 where the squares of x are safe (so those rows are computed exactly as before), else
+    the row's largest |entry| (a zero row or a non-finite entry keeps 1)."""
+    m = x.abs().amax(dim=-1, keepdim=True)
+    low, high = _SAFE[x.dtype]
+    keep = ((m >= low) & (m <= high)) | (m == 0) | ~torch.isfinite(m)
+    return torch.where(keep, torch.ones_like(m), m)
+
+
+def norm(x: torch.Tensor) -> torch.Tensor:
+    """‖x‖ along the last axis without the overflow or underflow of the squares: rows of huge or tiny entries are
+    divided by their largest entry first (inf only where the norm itself exceeds the dtype). No checks. The
+    distances that :mod:`filterlib.train` records (chapters/gd_gaussian.md)."""
+    scale = _row_scale(x)
+    return (x / scale).norm(dim=-1) * scale.squeeze(-1)
+
+
+def unit(x: torch.Tensor) -> torch.Tensor:
+    """x / ‖x‖ along the last axis, computed from x divided by its largest entry where its squares would overflow
+    or underflow. No checks (a zero row gives NaN). Used by :func:`unit_angle` (chapters/gd_gaussian.md)."""
+    y = x / _row_scale(x)
+    return y / y.norm(dim=-1, keepdim=True)
 
 
 def patches(images, size, stride=1) -> torch.Tensor:
@@ -136,11 +225,19 @@ def relative_loss(w, w_star, Z) -> torch.Tensor:
     w, Z = validate(w, Z)
     w_star = v.vector(w_star, "w_star", like=Z)
     single = w.dim() == 1
-    sse, y = kernel.residual_pass(w.unsqueeze(0) if single else w, w_star, Z)
-    y_bar = y.mean(dim=-1)                                                  # a scalar, or (R,) for per-run samples
+    W = w.unsqueeze(0) if single else w
+    rl, y_bar = _relative_loss(W, w_star, Z)
+    if bool((torch.isnan(rl) | (rl == math.inf) | (y_bar == 0)).any()):  # overflow or underflow: RL is scale-free
+        a = max(float(W.abs().max()), float(w_star.abs().max())) or 1.0
+        rl, y_bar = _relative_loss(W / a, w_star / a, Z / (float(Z.abs().max()) or 1.0))
     if bool((y_bar == 0).any()):
         raise ValueError("w_star gives labels y = f(w_star, Z) whose mean is 0 (w_starᵀZ_i ≤ 0 for every patch), "
                          "so the relative loss, which divides by the squared mean label, is undefined; "
                          "use a teacher w_star that is active on some patches")
-    rl = torch.log10(sse / Z.shape[-3]) - 2 * torch.log10(y_bar)   # not log10(mse/ȳ²): ȳ² may underflow to 0
     return rl[0] if single else rl
+
+
+def _relative_loss(W, w_star, Z):
+    sse, y = kernel.residual_pass(W, w_star, Z)
+    y_bar = y.mean(dim=-1)                                                  # a scalar, or (R,) for per-run samples
+    return torch.log10(sse / Z.shape[-3]) - 2 * torch.log10(y_bar), y_bar   # not log10(mse/ȳ²): ȳ² may underflow

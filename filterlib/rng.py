@@ -13,14 +13,35 @@ from . import config
 
 
 def _seeded(seed, device) -> torch.Generator:
-    seed = v.nonneg_int(seed, "seed")
-    g = torch.Generator(device=device if device is not None else config.device())
+    seed = v.seed(seed, "seed")
+    device = _device(device) if device is not None else config.device()
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} is not available: torch sees no CUDA device; use 'cpu'")
+    try:
+        g = torch.Generator(device=device)
+    except RuntimeError as exc:                                         # e.g. cuda:3 on a machine with one GPU
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"device {str(device)!r} cannot hold a random generator here ({first})") from None
     g.manual_seed(seed)
     return g
 
 
+def _device(device) -> torch.device:
+    """``device`` (a torch.device or a string such as "cpu", "cuda", "cuda:0") as a torch.device."""
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a torch.device or a string such as 'cpu' or 'cuda', got {device!r}")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device must name a torch device such as 'cpu', 'cuda' or 'cuda:0', got {device!r}") \
+            from None
+
+
 def generator(seed: int, device=None) -> torch.Generator:
-    """A seeded ``torch.Generator`` on ``device`` (default: :func:`filterlib.config.device`).
+    """A seeded ``torch.Generator`` on ``device`` (default: :func:`filterlib.config.device`). ``seed`` is an
+    integer from 0 to 2**64 − 1; ``device`` a torch.device or a string such as "cpu" or "cuda".
 
     Defined in chapters/gd_gaussian.md; every chapter that draws uses it.
     """

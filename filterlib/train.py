@@ -15,7 +15,7 @@ import torch
 from . import _validate as v
 from . import config, rng
 from . import kernel
-from .model import unit_angle, validate
+from .model import norm, unit_angle, validate
 
 StepSize = Union[float, Callable[..., float]]
 
@@ -46,7 +46,7 @@ class History:
     @property
     def relative_distance(self) -> np.ndarray:
         """‖w − w*‖ / ‖w*‖ at each recorded step (plotted from chapters/gd_gaussian.md on)."""
-        return self.distance / float(self.w_star.norm())
+        return self.distance / float(norm(self.w_star))
 
     def steps_to(self, eps: float) -> np.ndarray:
         """First recorded step at which ‖w − w*‖ ≤ eps·‖w*‖, per run (``np.inf`` where it never happens).
@@ -148,29 +148,36 @@ class Recorder:
         return t % self.record_every == 0 or t == self.steps
 
     def add(self, t, w, loss):
-        loss = loss.detach()
+        loss, w = loss.detach(), w.detach()
         self.rows["step"].append(t)
         self.rows["loss"].append(loss)
-        self.unchecked += 1
-        if not self.deferred or self.unchecked >= self.SYNC_EVERY:
-            self.check()
-        w = w.detach()
-        self.rows["distance"].append((w - self.w_star).norm(dim=-1))
+        self.rows["distance"].append(norm(w - self.w_star))       # no overflow of the squares (float32 from 1e19)
         self.rows["angle"].append(unit_angle(w, self.w_star))   # NaN only at an exact 0
         if self.keep_w:
             self.rows["w"].append(w)
+        self.unchecked += 1
+        if not self.deferred or self.unchecked >= self.SYNC_EVERY:
+            self.check()
 
     def check(self):
-        """Raise FloatingPointError at the first recorded step (among the unchecked ones) with a non-finite loss."""
+        """Raise FloatingPointError at the first recorded step (among the unchecked ones) with a non-finite loss or
+        distance ‖w − w*‖ (a loss can stay finite while the iterates run off to where every ReLU is off)."""
         if not self.unchecked:
             return
-        recent = torch.stack(self.rows["loss"][-self.unchecked:])
-        self.unchecked = 0
-        finite = torch.isfinite(recent.reshape(recent.shape[0], -1)).all(dim=1)
-        if not bool(finite.all()):
-            t = self.rows["step"][len(self.rows["step"]) - recent.shape[0] + int((~finite).nonzero()[0, 0])]
-            raise FloatingPointError(
-                f"the loss became non-finite at step {t}: the iterates diverged; try a smaller step size eta")
+        count, self.unchecked = self.unchecked, 0
+        t0 = len(self.rows["step"]) - count
+        finite = {key: torch.isfinite(torch.stack(self.rows[key][t0:]).reshape(count, -1)).all(dim=1)
+                  for key in ("loss", "distance")}
+        bad = ~(finite["loss"] & finite["distance"])
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0, 0])
+            t = self.rows["step"][t0 + i]
+            if not bool(finite["loss"][i]):
+                raise FloatingPointError(
+                    f"the loss became non-finite at step {t}: the iterates diverged; try a smaller step size eta")
+            dtype = str(self.w_star.dtype).removeprefix("torch.")
+            raise FloatingPointError(f"the distance ‖w − w*‖ exceeded the range of {dtype} at step {t}: the iterates "
+                                     f"diverged; try a smaller step size eta")
 
     def history(self, w, meta):
         self.check()
@@ -202,8 +209,8 @@ def _prepare(w0, w_star, Z_like, steps, record_every):
         record_every = max(1, steps // 1000)
     record_every = v.positive_int(record_every, "record_every")
     w, Z_like = validate(w, Z_like, w_name="w0")
-    v.nonzero_rows(w, "w0")         # θ(w0, w*), recorded in the history, does not exist at w0 = 0
-    w_star = v.vector(w_star, "w_star", like=Z_like)
+    v.nonzero_rows(w, "w0", any_scale=True)         # θ(w0, w*), recorded in the history, needs w0 ≠ 0 and w* ≠ 0
+    w_star = v.vector(w_star, "w_star", like=Z_like, nonzero=True, any_scale=True)
     return w, w_star, steps, record_every, single
 
 

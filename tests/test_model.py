@@ -142,3 +142,74 @@ def test_bad_input_names_the_parameter(sample, call, match):
 def test_numpy_and_lists_are_accepted():
     Z = [[[1.0, 2.0]], [[-1.0, 0.5]]]
     assert fl.forward([0.5, 0.5], Z).dtype == fl.default_dtype()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Scale: f is positively homogeneous in w and Z, so huge and tiny inputs have exact answers to compare with
+
+
+def test_forward_survives_products_beyond_float32_when_the_result_fits():
+    w = torch.tensor([2.0 ** 70, 2.0 ** 70])
+    Z = torch.tensor([[[2.0 ** 60, -(2.0 ** 60) * (1 - 2.0 ** -10)]]])      # each product 2^130 > float32's 2^128
+    assert fl.forward(w, Z).item() == 2.0 ** 120                             # wᵀZ = 2^120, exactly
+
+
+@pytest.mark.parametrize("name, a, s", [("loss", 2.0 ** 100, 2.0 ** 10),          # (a·s)² ≈ 2^220 > 2^128
+                                         ("gradient", 2.0 ** 100, 2.0 ** 20)])   # a·s² ≈ 2^140
+def test_results_beyond_float32_raise_naming_the_inputs_and_float64_computes_them(sample, name, a, s):
+    Z, w_star, W = sample
+    fn = getattr(fl, name)
+    with pytest.raises(ValueError, match=r"exceeds the range of float32.*w and w_star.*Z.*use float64"):
+        fn((a * W).float(), (a * w_star).float(), (s * Z).float())
+    i, j = (2, 2) if name == "loss" else (1, 2)
+    torch.testing.assert_close(fn(a * W, a * w_star, s * Z), a ** i * s ** j * fn(W, w_star, Z), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("dtype, a, s", [(torch.float32, 2.0 ** 62, 2.0 ** 32), (torch.float32, 2.0 ** -60, 2.0 ** 30),
+                                         (f64, 2.0 ** 500, 2.0 ** 200), (f64, 2.0 ** -500, 2.0 ** 200)])
+def test_gradient_and_forward_are_homogeneous_at_extreme_scales(sample, dtype, a, s):
+    Z, w_star, W = (t.to(dtype) for t in sample)
+    tol = dict(rtol=2e-5, atol=0) if dtype == torch.float32 else dict(rtol=1e-12, atol=0)
+    got = fl.gradient(a * W, a * w_star, s * Z)
+    want = fl.gradient(W.double(), w_star.double(), Z.double()) * a * s * s
+    assert bool(torch.isfinite(got).all())
+    torch.testing.assert_close((got.double() / (a * s * s)), want / (a * s * s), **tol)
+    torch.testing.assert_close(fl.forward(a * W, s * Z).double() / (a * s),
+                               fl.forward(W.double(), Z.double()), **tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, f64])
+def test_angles_do_not_depend_on_scale(sample, dtype):
+    _, w_star, W = sample
+    want = fl.angle(W, w_star)
+    big = torch.finfo(dtype).max / 8
+    tiny = torch.finfo(dtype).tiny * 4
+    for a, b in ((1.0, 1.0), (big, 1.0), (tiny, 1.0), (big, tiny), (tiny, big)):
+        w_scaled = (W / W.abs().max() * a).to(dtype)
+        s_scaled = (w_star / w_star.abs().max() * b).to(dtype)
+        got = fl.angle(w_scaled, s_scaled)
+        torch.testing.assert_close(got.double(), want, rtol=0, atol=1e-5 if dtype == torch.float32 else 1e-12)
+    x = torch.ones(4, dtype=dtype)
+    assert fl.angle(1e30 * x, -1e30 * x).item() == pytest.approx(math.pi)
+    assert fl.angle(1e-30 * x, x).item() == 0.0
+
+
+def test_norm_and_unit_have_no_overflow_or_underflow():
+    for dtype in (torch.float32, f64):
+        fi = torch.finfo(dtype)
+        for scale in (fi.max / 4, fi.tiny, fi.tiny * 2 ** -10, 1.0):
+            x = torch.tensor([[3.0, 4.0], [0.0, 0.0]], dtype=f64) * 0.1
+            got = fl.model.norm((x * scale / 0.5).to(dtype))
+            torch.testing.assert_close(got.double(), torch.tensor([5.0, 0.0], dtype=f64) * 0.1 * scale / 0.5,
+                                       rtol=1e-3 if scale < fi.tiny else 1e-6, atol=0)
+        u = fl.model.unit(torch.tensor([fi.max / 2, fi.max / 2], dtype=dtype))
+        torch.testing.assert_close(u.double(), torch.full((2,), 2 ** -0.5, dtype=f64), rtol=1e-6, atol=0)
+
+
+def test_relative_loss_is_scale_free_at_the_extremes(sample):
+    Z, w_star, W = sample
+    want = fl.model.relative_loss(W, w_star, Z)
+    for a, s, dtype in ((2.0 ** 100, 2.0 ** 60, torch.float32), (2.0 ** -100, 2.0 ** -60, torch.float32),
+                        (2.0 ** 600, 2.0 ** 500, f64)):
+        got = fl.model.relative_loss((a * W).to(dtype), (a * w_star).to(dtype), (s * Z).to(dtype))
+        torch.testing.assert_close(got.double(), want, rtol=0, atol=1e-4 if dtype == torch.float32 else 1e-10)

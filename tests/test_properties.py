@@ -1,9 +1,14 @@
 """Property tests (hypothesis): no public filterlib function returns NaN silently or fails with a torch-internal error.
 
 Every call below gets random shapes and values, including NaN, ±inf, zero vectors, wrong ranks, wrong dtypes,
-non-positive sizes and step sizes. Each call must either return NaN-free values or raise ValueError / TypeError
-(or, for a diverging run, FloatingPointError) with a message that names a parameter. Any other exception (an
-IndexError or RuntimeError from inside torch) or a NaN in the output fails the test.
+non-positive sizes and step sizes, numpy arrays of either float dtype and complex numbers. Each call must either
+return NaN-free values or raise ValueError / TypeError (or, for a diverging run, FloatingPointError) with a message
+that names a parameter. Any other exception (an IndexError or RuntimeError from inside torch) or a NaN in the output
+fails the test.
+
+The extremes of each dtype (entries near its overflow and underflow) get their own properties: the model's
+functions give the value that homogeneity in w and Z predicts, or a ValueError that suggests float64 where float32
+cannot hold it; angles do not depend on scale. The settings' environment variables are drawn too.
 """
 from __future__ import annotations
 
@@ -34,17 +39,24 @@ def values(draw_float=True):
 
 @st.composite
 def arrays(draw, max_dims=3, max_side=4):
-    """A float32/float64 tensor (or, rarely, an int tensor or a list) of random rank and shape."""
+    """A float32/float64 tensor (or, rarely, an int tensor, a list, a numpy array of either float dtype or a complex
+    array, list or tensor) of random rank and shape."""
     ndim = draw(st.integers(0, max_dims))
     shape = tuple(draw(st.integers(0, max_side)) for _ in range(ndim))
     size = int(np.prod(shape)) if shape else 1
     flat = draw(st.lists(values(), min_size=size, max_size=size))
-    kind = draw(st.sampled_from(["f64", "f64", "f32", "int", "list"]))
+    kind = draw(st.sampled_from(["f64", "f64", "f32", "int", "list", "np64", "np32", "complex"]))
     a = np.array(flat, dtype=np.float64).reshape(shape)
     if kind == "int":
         return torch.as_tensor(np.nan_to_num(a, posinf=1, neginf=-1).astype(np.int64))
     if kind == "list":
         return a.tolist()
+    if kind in ("np64", "np32"):
+        with np.errstate(over="ignore"):
+            return a.astype(np.float64 if kind == "np64" else np.float32)
+    if kind == "complex":
+        c = a + 1j
+        return draw(st.sampled_from([c, c.tolist(), torch.as_tensor(c)]))
     return torch.as_tensor(a, dtype=torch.float64 if kind == "f64" else torch.float32)
 
 
@@ -120,6 +132,122 @@ def test_patches_on_arbitrary_images(images, size, stride):
     out = check(lambda: fl.patches(images, size, stride))
     if out is not None:
         assert out.dim() == 3
+
+
+def is_complex(x) -> bool:
+    return bool(np.iscomplexobj(x)) if not isinstance(x, torch.Tensor) else x.is_complex()
+
+
+@SETTINGS
+@given(w=arrays(max_dims=1), Z=arrays(max_dims=3))
+def test_complex_input_is_always_a_type_error(w, Z):
+    for call in (lambda: fl.forward(w, Z), lambda: fl.angle(w, Z)):
+        try:
+            call()
+        except (TypeError, ValueError) as exc:                          # (another input may be refused first)
+            assert PARAMS.search(str(exc)), exc
+        else:
+            assert not is_complex(w) and not is_complex(Z), "complex input was accepted"
+
+
+# Exponents e of 2**e that keep entries of magnitude 1/2…2 normal: float32 ±125, float64 ±1021.
+EXPONENTS = {torch.float32: 120, torch.float64: 1015}
+
+
+@st.composite
+def scaled_problem(draw):
+    """(dtype, w, w_star, Z, a, s, unit float64 w, w_star, Z): entries of magnitude 1/2…2 with random signs, scaled
+    exactly by a = 2**ea (w, w_star) and s = 2**es (Z), powers drawn over the whole exponent range of the dtype."""
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]))
+    top = EXPONENTS[dtype]
+    ea, es = draw(st.integers(-top, top)), draw(st.integers(-top, top))
+    n, k, p, R = draw(st.integers(1, 20)), draw(st.integers(1, 3)), draw(st.integers(2, 5)), draw(st.integers(1, 3))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2 ** 16)))
+
+    def entries(*shape):
+        mag = 2 ** (2 * torch.rand(*shape, generator=g, dtype=torch.float64) - 1)
+        sign = torch.where(torch.rand(*shape, generator=g, dtype=torch.float64) < 0.5, -1.0, 1.0)
+        return (mag * sign).float().double()                            # exact in float32 too
+    W, ws, Z = entries(R, p), entries(p), entries(n, k, p)
+    a, s = math.ldexp(1.0, ea), math.ldexp(1.0, es)
+    scale = lambda t, e: torch.ldexp(t, torch.tensor(e)).to(dtype)      # noqa: E731 (exact: a power of two)
+    return dtype, scale(W, ea), scale(ws, ea), scale(Z, es), (ea, es), W, ws, Z
+
+
+def _expected(name, W, ws, Z, ea, es):
+    """The float64 value on the unit inputs, and the power of 2 homogeneity multiplies it by."""
+    i, j = {"forward": (1, 1), "loss": (2, 2), "gradient": (1, 2)}[name]
+    args = (W, Z) if name == "forward" else (W, ws, Z)
+    return getattr(fl, name)(*args), i * ea + j * es
+
+
+@SETTINGS
+@given(problem=scaled_problem(), name=st.sampled_from(["forward", "loss", "gradient"]))
+def test_model_functions_are_exact_or_say_float64_at_the_extremes_of_each_dtype(problem, name):
+    dtype, w, w_star, Z, (ea, es), W, ws, Z1 = problem
+    unit, power = _expected(name, W, ws, Z1, ea, es)
+    fi = np.finfo(np.float32 if dtype == torch.float32 else np.float64)
+    top = float(unit.abs().max())
+    exponent = power + (math.frexp(top)[1] if top > 0 else -10**6)     # log2 of the largest |value|
+    args = (w, Z) if name == "forward" else (w, w_star, Z)
+    try:
+        got = getattr(fl, name)(*args)
+    except ValueError as exc:
+        assert exponent >= fi.maxexp - 1, f"refused a representable value 2**{exponent}: {exc}"
+        assert "exceeds the range" in str(exc) and "Z" in str(exc) and "w" in str(exc), exc
+        if dtype == torch.float32:
+            assert "use float64" in str(exc), exc
+        return
+    assert exponent <= fi.maxexp + 1, f"returned a value 2**{exponent} beyond {dtype}"
+    assert bool(torch.isfinite(got).all()), got
+    if top > 0 and exponent > fi.minexp + fi.nmant + 4:                  # far enough from underflow to compare
+        rel = float((torch.ldexp(got.double(), torch.tensor(-power)) - unit).abs().max()) / top
+        assert rel < (1e-4 if dtype == torch.float32 else 1e-10), rel
+
+
+@SETTINGS
+@given(problem=scaled_problem(), eb=st.integers(-1015, 1015))
+def test_angles_are_scale_free_at_the_extremes_of_each_dtype(problem, eb):
+    dtype, w, _, _, _, W, ws, _ = problem
+    eb = max(-EXPONENTS[dtype], min(EXPONENTS[dtype], eb))
+    w_star = torch.ldexp(ws, torch.tensor(eb)).to(dtype)
+    got = fl.angle(w, w_star)
+    torch.testing.assert_close(got.double(), fl.angle(W, ws), rtol=0, atol=1e-5 if dtype == torch.float32 else 1e-12)
+
+
+SETTING_VALUES = {"FILTERLIB_DTYPE": ["float32", "float64", " FLOAT64 ", "", "float16", "double", "bogus"],
+                  "FILTERLIB_DEVICE": ["cpu", "CPU", "auto", "", "tpu", "cuda:0", "bogus"]}
+
+
+@SETTINGS
+@given(dtype=st.sampled_from(SETTING_VALUES["FILTERLIB_DTYPE"]),
+       device=st.sampled_from(SETTING_VALUES["FILTERLIB_DEVICE"]))
+def test_settings_from_the_environment_work_or_name_the_variable(dtype, device):
+    import os
+
+    saved = {key: os.environ.get(key) for key in SETTING_VALUES}
+    os.environ.update(FILTERLIB_DTYPE=dtype, FILTERLIB_DEVICE=device)
+    try:
+        dtype_ok = dtype.strip().lower() in ("float32", "float64", "")
+        device_ok = device.strip().lower() in ("cpu", "auto", "")
+        for call in (lambda: fl.forward([1.0, -2.0], [[[1.0, 1.0]]]),
+                     lambda: distributions.gaussian(3, 1, 2, seed=0), lambda: fl.generator(0)):
+            try:
+                out = call()
+            except ValueError as exc:
+                assert str(exc).startswith(("FILTERLIB_DTYPE", "FILTERLIB_DEVICE")), exc
+                assert not (dtype_ok and device_ok), exc
+                continue
+            if isinstance(out, torch.Tensor):
+                assert dtype_ok and out.dtype == fl.default_dtype()
+            else:
+                assert device_ok
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 # ---------------------------------------------------------------------------------------------------------- theory

@@ -188,3 +188,57 @@ def test_population_gd_on_a_quadratic():
         fl.train.population_gradient_descent(torch.zeros(3, 2, dtype=f64), w_star, grad, loss, eta=0.5, steps=10)
     with pytest.raises(ValueError, match="w0 must be non-zero"):
         fl.gradient_descent(torch.zeros(2, dtype=f64), w_star, torch.ones(4, 1, 2, dtype=f64), eta=0.5, steps=10)
+
+
+def test_a_zero_teacher_is_refused_like_a_zero_start(problem):
+    Z, w_star, w0 = problem
+    for call in (lambda ws: fl.gradient_descent(w0, ws, Z, eta=0.1, steps=3),
+                 lambda ws: fl.sgd(w0, ws, Z, eta=0.1, steps=3, seed=0)):
+        with pytest.raises(ValueError, match="w_star must be non-zero"):
+            call(torch.zeros_like(w_star))
+        call(torch.full_like(w_star, 1e-300))                            # tiny is not zero
+
+
+def _dead_relu_run(dtype, eta):
+    """GD on non-negative patches with a huge step: the first step throws w far out, where every ReLU is off, so the
+    loss stays finite while ‖w − w*‖ is huge."""
+    Z = torch.rand(50, 1, 4, generator=torch.Generator().manual_seed(0), dtype=f64).to(dtype)
+    w0 = torch.tensor([2.0, 2.0, 3.0, 4.0], dtype=dtype)
+    return fl.gradient_descent(w0, torch.ones(4, dtype=dtype), Z, eta=eta, steps=5)
+
+
+def test_float32_distances_and_angles_beyond_the_squares_range_match_float64():
+    h32, h64 = _dead_relu_run(torch.float32, 1e30), _dead_relu_run(f64, 1e30)
+    assert h32.distance[-1] > 1e30 and np.isfinite(h32.distance).all()
+    np.testing.assert_allclose(h32.distance, h64.distance, rtol=1e-5)   # ‖w − w*‖² (1e61) is far beyond float32
+    np.testing.assert_allclose(h32.angle, h64.angle, rtol=0, atol=1e-5)
+    assert h32.angle[-1] > 3.0                                           # not the π/2 that a norm of inf gives
+
+
+def test_a_distance_beyond_the_dtype_is_a_clear_error():
+    with pytest.raises(FloatingPointError, match=r"distance ‖w − w\*‖ exceeded the range of float32 at step 1: .*"
+                                                 r"smaller step size"):
+        _dead_relu_run(torch.float32, 1e38)
+
+
+def test_relative_distance_of_a_tiny_teacher():
+    g = fl.generator(3, "cpu")
+    Z = distributions.gaussian(400, 1, 3, generator=g)                   # float32
+    w_star = torch.full((3,), 1e-30)
+    h = fl.gradient_descent(2 * w_star, w_star, Z, eta=0.5, steps=3)
+    assert h.relative_distance[0] == pytest.approx(1.0, rel=1e-5)          # ‖w*‖² underflows float32; ‖w*‖ does not
+
+
+def test_deferred_checks_name_the_first_step_whose_distance_left_the_dtype():
+    """The GPU's deferred check (every SYNC_EVERY records and at the end), run on the CPU: the loss stays finite,
+    the distance becomes inf at step 3, and the error names step 3 even though steps 4 and 5 were recorded too."""
+    from filterlib.train import Recorder
+
+    w_star = torch.ones(2)
+    rec = Recorder(w_star, steps=5, record_every=1, trajectory=False, single=True)
+    rec.deferred = True
+    for t in range(6):
+        w = torch.full((1, 2), 3e38 if t >= 3 else 1.0 + t)             # ‖w − w*‖ > 3.4e38 from step 3 on
+        rec.add(t, w, torch.tensor([0.5]))
+    with pytest.raises(FloatingPointError, match=r"distance ‖w − w\*‖ exceeded the range of float32 at step 3"):
+        rec.history(w, {})

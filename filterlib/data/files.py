@@ -5,16 +5,46 @@
 * :func:`load_teacher`: a teacher filter from a .npy file.
 * :func:`as_images`: any array or tensor of images as a checked float64 CPU tensor (N, H, W).
 
-Pickled objects are refused; every error names the file or the parameter.
+Pickled objects are refused; every error names the file or the parameter. A file is never trusted with memory:
+the size an .npy header (also inside an .npz archive) declares, and the pixels of PNG files as float64, are checked
+against a limit before anything is allocated (``max_bytes``, default ``FILTERLIB_MAX_BYTES`` or 2 GiB; the command
+line's ``--max-bytes``), and Pillow's decompression-bomb guard is kept.
 """
 from __future__ import annotations
 
+import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .. import config
+
 _DTYPE = torch.float64
+#: Largest |pixel| (and smallest non-zero largest |pixel|) the diagnosis computes with safely in float64: its
+#: constants are sums of products of pixels over many patches, and their squares enter the step caps.
+PIXEL_RANGE = (1e-50, 1e50)
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError,
+                KeyError)
+_RAISE = "raise the limit (--max-bytes on the command line, FILTERLIB_MAX_BYTES, or max_bytes= in Python)"
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def _limit(max_bytes) -> int:
+    if max_bytes is None:
+        return config.max_bytes()
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ValueError(f"max_bytes must be a positive integer (bytes), got {max_bytes!r}")
+    return max_bytes
 
 
 def as_images(images) -> torch.Tensor:
@@ -46,38 +76,119 @@ def as_images(images) -> torch.Tensor:
     if bool(bad.any()):
         i = int(bad.reshape(t.shape[0], -1).any(dim=1).nonzero()[0])
         raise ValueError(f"images contains NaN or infinite values ({int(bad.sum())} pixels; first in image {i})")
+    big = float(t.abs().max())
+    low, high = PIXEL_RANGE
+    if big > high or 0 < big < low:
+        where = f"entries up to {big:.3g}" if big > high else f"no entry above {big:.3g}"
+        raise ValueError(f"images has {where} in absolute value, outside [{low:g}, {high:g}], where the diagnosis "
+                         f"computes safely in float64 (its constants are sums of products of pixels); divide the "
+                         f"images by their largest absolute value")
     return t
 
 
-def _npy(path, what: str) -> np.ndarray:
+def _npy(path, what: str, key: str, max_bytes: int) -> np.ndarray:
+    """The array of an .npy file, or of an .npz archive (its only array, or the one named ``key``), after checking
+    the size its header declares against ``max_bytes``."""
     try:
-        loaded = np.load(path, allow_pickle=False)
+        with open(path, "rb") as fp:
+            head = fp.read(6)
     except FileNotFoundError:
         raise FileNotFoundError(f"{what} file {path} does not exist") from None
-    except (OSError, ValueError, EOFError) as exc:
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} file {path} ({exc})") from None
+    if head[:4] in _ZIP_MAGIC:
+        return _npz(path, what, key, max_bytes)
+    try:
+        with open(path, "rb") as fp:
+            _check_declared(fp, f"{what} file {path}", Path(path).stat().st_size, max_bytes)
+        return np.load(path, allow_pickle=False)
+    except _TooLarge:
+        raise
+    except _READ_ERRORS as exc:
         raise ValueError(f"cannot read {what} file {path}: it is not a valid .npy/.npz file without pickled "
                          f"objects ({exc})") from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            keys = list(loaded.files)
-            if not keys:
-                raise ValueError(f"{what} file {path} is an .npz archive with no arrays")
-            key = "images" if "images" in keys else (keys[0] if len(keys) == 1 else None)
-            if key is None:
-                raise ValueError(f"{what} file {path} holds several arrays ({', '.join(keys)}); name the one to use "
-                                 f"'images' or save only one")
-            try:
-                return loaded[key]
-            except (OSError, ValueError, EOFError) as exc:
-                raise ValueError(f"cannot read array {key!r} of {what} file {path} ({exc})") from None
-    return loaded
 
 
-def _png(path) -> np.ndarray:
+def _check_declared(fp, where: str, available: int, max_bytes: int) -> None:
+    """Read an .npy header from ``fp`` and refuse, before any allocation, an array larger than ``max_bytes`` or than
+    the ``available`` bytes of the file."""
+    version = np.lib.format.read_magic(fp)
+    header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = header(fp)
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if nbytes > max_bytes:
+        raise _TooLarge(f"{where} declares an array of shape {shape} and dtype {dtype}, {_size(nbytes)}, more than "
+                        f"the limit of {_size(max_bytes)}; if the file is genuine, {_RAISE}")
+    if not dtype.hasobject and nbytes > available - fp.tell():
+        raise ValueError(f"the header declares {_size(nbytes)} of data (shape {shape}, dtype {dtype}) but the file "
+                         f"holds only {_size(max(available - fp.tell(), 0))}: it is truncated")
+
+
+class _TooLarge(ValueError):
+    """A file declares more than the limit (the message says how to raise it)."""
+
+
+def _npz(path, what: str, key: str, max_bytes: int) -> np.ndarray:
+    try:
+        archive = zipfile.ZipFile(path)
+    except _READ_ERRORS as exc:
+        raise ValueError(f"cannot read {what} file {path}: it is not a valid .npz archive ({exc})") from None
+    with archive:
+        members = {name.removesuffix(".npy"): name for name in archive.namelist()}
+        if not members:
+            raise ValueError(f"{what} file {path} is an .npz archive with no arrays")
+        name = key if key in members else (next(iter(members)) if len(members) == 1 else None)
+        if name is None:
+            raise ValueError(f"{what} file {path} holds several arrays ({', '.join(members)}); name the one to use "
+                             f"{key!r} or save only one")
+        try:
+            info = archive.getinfo(members[name])
+            with archive.open(info) as fp:
+                _check_declared(fp, f"array {name!r} of {what} file {path}", info.file_size, max_bytes)
+            with archive.open(info) as fp:
+                return np.lib.format.read_array(fp, allow_pickle=False)
+        except _TooLarge:
+            raise
+        except _READ_ERRORS as exc:
+            raise ValueError(f"cannot read array {name!r} of {what} file {path} ({exc})") from None
+
+
+def _open_png(path):
+    """A PNG opened lazily (header only), with Pillow's decompression-bomb warning made an error like its bomb error."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(f"cannot read image file {path}: Pillow refuses it as a possible decompression bomb "
+                         f"({exc})") from None
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image file {path} does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ValueError(f"cannot read image file {path}: not a readable PNG ({exc})") from None
+
+
+def _png_bytes(path) -> int:
+    """The float64 size of a PNG's pixels, from its header."""
+    with _open_png(path) as img:
+        return img.size[0] * img.size[1] * 8
+
+
+def _png(path, max_bytes: int) -> np.ndarray:
+    """One PNG as a float64 (H, W) array in [0, 1]; its float64 size is checked against ``max_bytes`` from its
+    header, before it is decoded."""
+    from PIL import UnidentifiedImageError
+
+    img = _open_png(path)
+    width, height = img.size
+    if width * height * 8 > max_bytes:
+        img.close()
+        raise ValueError(f"image file {path} is {height}×{width} pixels, {_size(width * height * 8)} as float64, "
+                         f"more than the limit of {_size(max_bytes)}; if the image is genuine, {_RAISE}")
+    try:
+        with img:
             img.load()
             mode = img.mode
             if mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -98,17 +209,24 @@ def _png(path) -> np.ndarray:
     return arr
 
 
-def load_images(path) -> np.ndarray:
+def load_images(path, *, max_bytes: int | None = None) -> np.ndarray:
     """Images (N, H, W) from a .npy file, an .npz archive (its only array, or the one named ``images``) or a folder
     of PNG files (sorted by name; RGB converted to grayscale by ITU-R 601 luma, pixels scaled to [0, 1]; all of one
-    size). Pickled objects are refused. Raises FileNotFoundError or ValueError with a message naming the file.
-    Used by ``python -m filterlib diagnose`` (chapters/diagnose.md)."""
+    size). Pickled objects are refused. Nothing larger than ``max_bytes`` (default ``FILTERLIB_MAX_BYTES``, 2 GiB)
+    is allocated: an .npy header's declared size, and the PNG files' pixels as float64, are checked first. Raises
+    FileNotFoundError or ValueError with a message naming the file. Used by ``python -m filterlib diagnose``
+    (chapters/diagnose.md)."""
     path = Path(path)
+    limit = _limit(max_bytes)
     if path.is_dir():
         files = sorted(f for f in path.iterdir() if f.suffix.lower() == ".png" and f.is_file())
         if not files:
             raise ValueError(f"folder {path} contains no .png files")
-        arrays = [_png(f) for f in files]
+        total = sum(_png_bytes(f) for f in files)
+        if total > limit and len(files) > 1:                            # (one file: _png says which it is)
+            raise ValueError(f"the {len(files)} PNG files in {path} hold {_size(total)} of pixels as float64, more "
+                             f"than the limit of {_size(limit)}; if the images are genuine, {_RAISE}")
+        arrays = [_png(f, limit) for f in files]
         first = arrays[0].shape
         for f, a in zip(files, arrays):
             if a.shape != first:
@@ -119,14 +237,15 @@ def load_images(path) -> np.ndarray:
         raise FileNotFoundError(f"images file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix in (".npy", ".npz"):
-        return _npy(path, "images")
+        return _npy(path, "images", "images", limit)
     if suffix == ".png":
-        return _png(path)[None]
+        return _png(path, limit)[None]
     raise ValueError(f"images file {path} must be .npy, .npz, .png or a folder of PNG files, got "
                      f"{suffix or 'a name without suffix'}")
 
 
-def load_teacher(path) -> np.ndarray:
-    """A teacher filter from a .npy file (shape (s, s) or (s·s,)); pickled objects are refused. Used by
-    ``python -m filterlib diagnose --teacher FILE`` (chapters/diagnose.md)."""
-    return _npy(path, "teacher")
+def load_teacher(path, *, max_bytes: int | None = None) -> np.ndarray:
+    """A teacher filter from a .npy file (shape (s, s) or (s·s,)), or an .npz archive (its only array, or the one
+    named ``teacher``); pickled objects are refused and the declared size is checked against ``max_bytes`` as in
+    :func:`load_images`. Used by ``python -m filterlib diagnose --teacher FILE`` (chapters/diagnose.md)."""
+    return _npy(path, "teacher", "teacher", _limit(max_bytes))

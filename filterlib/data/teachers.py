@@ -18,6 +18,9 @@ PAPER_GABOR = dict(size=5, theta=math.pi / 4, wavelength=4.0, sigma=1.5, gamma=0
 parameters)."""
 
 _DTYPE = torch.float64
+#: Largest |entry| of a given teacher (and smallest non-zero largest |entry|) the diagnosis computes with safely in
+#: float64: the loss holds products of the teacher and the pixels, squared.
+TEACHER_RANGE = (1e-50, 1e50)
 
 
 def _finite_real(x, name: str) -> float:
@@ -70,7 +73,8 @@ def resolve_teacher(w_star, filter_size: int, *, seed: int = 0) -> tuple[torch.T
 
     ``None`` or ``"random"``: N(0, I_p) drawn from ``seed``; ``"gabor"``: :func:`gabor` with the parameters of
     :data:`PAPER_GABOR` except ``size = filter_size``; an array or tensor of shape (s, s) or (s·s,) with
-    s = ``filter_size``: used as given (finite and non-zero). To read one from a file, see
+    s = ``filter_size``: used as given (finite, non-zero, largest |entry| within :data:`TEACHER_RANGE`; the diagnosis
+    does not depend on the teacher's scale). To read one from a file, see
     :func:`filterlib.data.load_teacher`.
     """
     s = v.positive_int(filter_size, "filter_size")
@@ -97,6 +101,13 @@ def resolve_teacher(w_star, filter_size: int, *, seed: int = 0) -> tuple[torch.T
     w = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64)).reshape(-1)
     if not bool(torch.isfinite(w).all()):
         raise ValueError("w_star contains NaN or infinite values")
-    if float(w.norm()) == 0:
+    big = float(w.abs().max())                              # not ‖w‖: its square underflows for entries of 1e-200
+    if big == 0:
         raise ValueError("w_star must be non-zero (an angle to it is needed), got a zero filter")
+    low, high = TEACHER_RANGE
+    if not low <= big <= high:
+        where = f"entries up to {big:.3g}" if big > high else f"no entry above {big:.3g}"
+        raise ValueError(f"w_star has {where} in absolute value, outside [{low:g}, {high:g}], where the diagnosis "
+                         f"computes safely in float64; its scale does not matter (every distance is relative to "
+                         f"‖w*‖), so divide w_star by its largest absolute entry")
     return w, f"given {s}×{s} filter"

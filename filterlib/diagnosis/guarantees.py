@@ -39,7 +39,7 @@ def theorem_3_2(gam: list, L: list, beta: float, start: float, eps: float) -> Gu
                          f"positive step")
     cap = min(theory.step_cap(g, l, beta) for g, l in zip(gam, L))
     contraction = theory.contraction_bound(cap, gmin)
-    iters = iterations_to(contraction, start, eps)
+    iters = iterations_to(contraction, start, eps, shrink=cap * gmin / 2)
     iters_o = theory.iterations_bound(gam[-1], L[-1], beta, eps)
     return Guarantee(theorem, model, cond, cap, contraction, iters, iters_o)
 
@@ -65,7 +65,7 @@ def theorem_4_1(gam: list, L: list, beta: float, L_cross: float, start: float, e
                          "over [0, φ₀] is not positive, so the theorem gives no step")
     cap = min(theory.conv_step_cap(g, l, beta, L_cross) for g, l in zip(gam, L))
     contraction = theory.conv_contraction_bound(cap, min(gam), L_cross)
-    iters = iterations_to(contraction, start, eps)
+    iters = iterations_to(contraction, start, eps, shrink=cap * (min(gam) - 6 * L_cross) / 2)
     iters_o = theory.conv_iterations_bound(gam[-1], L[-1], beta, L_cross, eps)
     return Guarantee(theorem, model, cond, cap, contraction, iters, iters_o)
 
@@ -144,13 +144,14 @@ def verdict(patch: dict, th32: Guarantee, th41: Guarantee, run, k: int, phi0: fl
         parts.append(f"single patches have smoothness γ/L = {g / L:.3g} at φ₀ (N(0, I) noise has {ref:.2f}; the "
                      f"smaller, the slower)")
     if th32.step_cap is not None:
-        parts.append(f"Theorem 3.2 guarantees one neuron a linear rate (at most {th32.iterations:.3g} steps to ε at "
-                     f"η = {th32.step_cap:.3g})")
+        parts.append(f"Theorem 3.2 guarantees one neuron a linear rate (at most {_count(th32.iterations)} steps to ε "
+                     f"at η = {th32.step_cap:.3g})")
     else:
         parts.append(f"Theorem 3.2 gives no guarantee ({th32.reason})")
     if k > 1:
         if th41.step_cap is not None:
-            parts.append(f"Theorem 4.1 applies to the convolutional filter (at most {th41.iterations:.3g} steps to ε)")
+            parts.append(f"Theorem 4.1 applies to the convolutional filter (at most {_count(th41.iterations)} steps "
+                         f"to ε)")
         else:
             parts.append("Theorem 4.1 does not apply to the convolutional filter: " + (th41.reason or ""))
     parts += _run_verdict(run)
@@ -158,7 +159,14 @@ def verdict(patch: dict, th32: Guarantee, th41: Guarantee, run, k: int, phi0: fl
     return text[0].upper() + text[1:]
 
 
+def _count(x) -> str:
+    """A step count for the verdict (3 significant digits), or words where there is none."""
+    return "an unknown number of" if x is None else f"{x:.3g}"
+
+
 def _run_verdict(run) -> list[str]:
+    if run.measured_contraction is None and (run.reason or "").startswith("gradient descent diverged"):
+        return [f"gradient descent on the convolutional model diverged at η = {run.eta:.3g}"]
     if run.measured_contraction is not None and run.measured_contraction >= 1:
         return [f"gradient descent on the convolutional model did not converge at η = {run.eta:.3g} "
                 f"(‖w − w*‖² changed by a factor {run.measured_contraction:.6g} per step)"]

@@ -252,7 +252,7 @@ def _check_arguments(images, filter_size, stride, n_images, n_patches, phi0, eps
     steps = v.positive_int(steps, "steps")
     if eta is not None:
         eta = v.positive_float(eta, "eta")
-    seed = v.nonneg_int(seed, "seed")
+    seed = v.seed(seed, "seed")
     return x, _Options(s, stride, n_images, n_patches, phi0, eps, n_directions, steps, eta, seed)
 
 

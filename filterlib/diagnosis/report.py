@@ -147,8 +147,10 @@ def constants_table(d) -> Table:
 def _series(history, bound):
     """(steps, ‖w_t − w*‖²/‖w_0 − w*‖², bound c^t or None) of one run."""
     steps = np.asarray(history.step, dtype=float)
-    d2 = np.asarray(history.distance, dtype=float).reshape(len(steps), -1)[:, 0] ** 2
-    ratio = d2 / d2[0] if d2[0] > 0 else d2
+    d = np.asarray(history.distance, dtype=float).reshape(len(steps), -1)[:, 0]
+    with np.errstate(over="ignore"):                                 # a diverged run: beyond 1e308 is not drawn
+        ratio = (d / d[0]) ** 2 if d[0] > 0 else d ** 2
+    ratio = np.where(np.isfinite(ratio), ratio, np.nan)
     line = None if bound is None else bound ** (steps - steps[0])
     return steps, ratio, line
 
@@ -200,7 +202,7 @@ def figure_png(d) -> bytes | None:
             values = ratio[ratio > 0]
             if line is not None:
                 values = np.concatenate([values, line[line > 0]])
-            if values.size and values.min() < 0.1:
+            if values.size and (values.min() < 0.1 or values.max() > 1e3):
                 ax.set_yscale("log")
             ax.set_ylabel(r"$\|w_t - w_*\|^2 / \|w_0 - w_*\|^2$")
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2, frameon=False,

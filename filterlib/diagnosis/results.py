@@ -236,7 +236,7 @@ def _fmt_c(x) -> str:
     x = float(x)
     if 0.99 < x < 1:
         return f"1 − {1 - x:.3g}"
-    return f"{x:.4f}"
+    return f"{x:.4f}" if x < 1e4 else f"{x:.3e}"                         # a run that grew by 1e20 per step
 
 
 def _ratio(a: Estimate, b: Estimate):

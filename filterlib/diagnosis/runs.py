@@ -22,15 +22,20 @@ def fit_rate(history, floor: float = _FLOOR):
     steps before the relative distance first falls to ``floor``; None when fewer than 3 such steps remain. Used by
     :func:`filterlib.diagnose` (chapters/diagnose.md)."""
     rel = history.relative_distance
-    d2 = history.distance ** 2
     below = np.nonzero(~(rel > floor))[0]
     last = int(below[0]) if below.size else len(rel)                 # points before round-off level
     if last < 3:
         return None
     t = history.step[:last].astype(float)
-    slope = float(np.polyfit(t, np.log(d2[:last]), 1)[0])
-    worst = float(np.max(d2[1:last] / d2[:last - 1]))
+    log_d2 = 2 * np.log(history.distance[:last])                     # not log(d²): d² overflows from d ≈ 1e154
+    slope = float(np.polyfit(t, log_d2, 1)[0])
+    worst = _exp(float(np.max(np.diff(log_d2))))
     return slope, worst
+
+
+def _exp(x: float) -> float:
+    """exp(x), inf where it exceeds the largest float (math.exp raises there) and NaN for NaN."""
+    return math.exp(x) if x < 709 else (math.inf if x == x else math.nan)
 
 
 def run(Z, w_star, w0, eta, eta_source: str, steps: int, eps: float, start: float, bound, bound_source: str,
@@ -53,7 +58,10 @@ def run(Z, w_star, w0, eta, eta_source: str, steps: int, eps: float, start: floa
         return Run(model, float(eta), eta_source, steps, None, None, bound, bound_source, None, final,
                    _steps_to(h, eps), False, "converged to round-off level within 2 steps: no rate to fit"), h
     slope, worst = fit
-    measured = math.exp(slope)
+    measured = _exp(slope)
+    if not (math.isfinite(measured) and math.isfinite(worst)):      # the distance ran off beyond any rate
+        return Run(model, float(eta), eta_source, steps, None, None, bound, bound_source, None,
+                   final if math.isfinite(final) else None, None, False, _diverged(h)), h
     holds = None if bound is None else bool(worst <= bound * (1 + 1e-9))
     reached = _steps_to(h, eps)
     extrapolated = False
@@ -67,6 +75,13 @@ def run(Z, w_star, w0, eta, eta_source: str, steps: int, eps: float, start: floa
         reason = "the distance did not shrink: no iteration count"
     return Run(model, float(eta), eta_source, steps, measured, worst, bound, bound_source, holds, final, reached,
                extrapolated, reason), h
+
+
+def _diverged(h) -> str:
+    """The reason of a run whose distance grew beyond a representable rate."""
+    rel = h.relative_distance
+    return (f"gradient descent diverged: ‖w − w*‖/‖w*‖ grew from {rel[0]:.3g} to {np.max(rel):.3g} within "
+            f"{int(h.step[-1])} steps (try a smaller eta)")
 
 
 def _steps_to(h, eps):

@@ -5,11 +5,17 @@ from __future__ import annotations
 import math
 
 
-def iterations_to(contraction, start: float, eps: float):
+def iterations_to(contraction, start: float, eps: float, *, shrink=None):
     """Steps for a squared-distance contraction ``contraction`` per step to take the relative distance ``start`` to
-    ``eps`` (None unless 0 < contraction < 1). Used by :func:`filterlib.diagnose` (chapters/diagnose.md)."""
-    if contraction is None or not 0 < contraction < 1:
+    ``eps`` (None unless 0 < contraction < 1). ``shrink`` = 1 − contraction, when known on its own, keeps the count
+    finite where the contraction rounds to 1 (a step far below the cap: 1 − 1e-17 is 1.0 in float64). Used by
+    :func:`filterlib.diagnose` (chapters/diagnose.md)."""
+    if shrink is not None and 0 < shrink < 1:
+        log_c = math.log1p(-shrink)
+    elif contraction is not None and 0 < contraction < 1:
+        log_c = math.log(contraction)
+    else:
         return None
     if eps >= start:
         return 0.0
-    return math.ceil(2 * math.log(eps / start) / math.log(contraction))
+    return math.ceil(2 * math.log(eps / start) / log_c)
