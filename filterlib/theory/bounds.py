@@ -128,3 +128,76 @@ def conv_iterations_bound(gamma, L, beta, L_cross, eps):
     margin = _conv_margin(a)
     return _finish((a["L"] + 10 * a["L_cross"] + 4 * a["beta"]) ** 2 / margin ** 2 * torch.log(1 / a["eps"]), plain,
                    "gamma, L, beta, L_cross, eps")
+
+
+def conv_step_schedule(phis, gamma, L, beta, L_cross):
+    """Theorem 4.1's largest step as a function of φ_t, read on a grid: the callable φ_t ↦ η_t = min of
+    :func:`conv_step_cap` over the grid angles up to the first one ≥ φ_t (a grid version of min_{0≤φ≤φ_t}, never
+    larger than the cap at φ_t's grid neighbour; it misses only the part of [0, φ_t] below the grid's first angle,
+    so start the grid near 0). Pass it as ``eta`` to :func:`filterlib.theory.close_patches_descent`. Defined in
+    chapters/conv_model.md.
+
+    ``phis`` an increasing 1-D array of angles in (0, π]; ``gamma`` and ``L`` the constants at those angles (same
+    length); ``beta`` and ``L_cross`` numbers. Raises ValueError naming gamma and L_cross if γ ≤ 6L_cross at a grid
+    angle (end the grid at φ₀, where the theorem needs γ(φ₀) > 6L_cross). The callable takes an (R,) tensor of
+    angles and returns an (R,) float64 tensor; it raises ValueError for an angle beyond the grid.
+    """
+    grid, _ = v.angles(phis, "phis", dtype=torch.float64, open_low=True)
+    if grid.numel() > 1 and bool((grid[1:] <= grid[:-1]).any()):
+        raise ValueError("phis must be increasing")
+    a, _ = v.numbers(gamma=(gamma, 0.0, False), L=(L, 0.0, False))
+    if a["gamma"].shape != grid.shape or a["L"].shape != grid.shape:
+        raise ValueError(f"gamma and L must have the shape of phis {tuple(grid.shape)}, got "
+                         f"{tuple(a['gamma'].shape)} and {tuple(a['L'].shape)}")
+    caps = conv_step_cap(a["gamma"].to(torch.float64), a["L"].to(torch.float64), float(beta), float(L_cross))
+    running_min = torch.cummin(caps, dim=0).values
+
+    def schedule(phi_t):
+        t = torch.as_tensor(phi_t, dtype=torch.float64)
+        if bool((t > grid[-1]).any()):
+            raise ValueError(f"phi_t = {t.max().item():.6g} lies beyond the grid (largest angle "
+                             f"{grid[-1].item():.6g}): Theorem 4.1 gives no step there")
+        return running_min[torch.searchsorted(grid, t)]
+
+    return schedule
+
+
+def conv_proof_terms(w, w_star, moments) -> dict:
+    """The quantities of Theorem 4.1's proof at filters ``w`` (u = w − w*), from the moments at w (a dict with
+    "pos", "neg", "T1", "T1p", "T2", "T4", as from :func:`filterlib.theory.conv_moments`,
+    :func:`filterlib.theory.close_patches_moments` or :func:`filterlib.theory.close_patches_descent`). Defined in
+    chapters/conv_model.md.
+
+    With ∇ℓ = pos·u + (T1 + T1p + neg)·w − (T2 + T1p + T4)·w* (:func:`filterlib.theory.four_region_gradient`):
+
+    * ``"inner"`` = ⟨∇ℓ, u⟩ = ``"quadratic"`` + ``"dropped"`` + ``"cross"``, where ``"quadratic"`` = uᵀ pos u,
+      ``"dropped"`` = uᵀ(T1p + neg)w (the two terms the proof drops as non-negative) and ``"cross"`` =
+      uᵀT1 w − uᵀ(T2 + T1p + T4)w*;
+    * ``"cross_bound"`` = (2‖T1‖ + ‖T2‖ + ‖T1p‖ + ‖T4‖)‖u‖‖w*‖, the proof's bound cross ≥ −cross_bound (Cauchy–
+      Schwarz and ‖u‖ ≤ ‖w*‖), and ``"cross_sum"`` = ‖T1‖ + ‖T2‖ + ‖T4‖ (spectral norms), the left side of
+      Assumption 4.2 at θ;
+    * ``"gradient_norm"`` = ‖∇ℓ‖, ``"u_norm"`` = ‖u‖, ``"theta"`` = θ(w, w*) in [0, π].
+
+    ``w`` (..., p) with the moments (..., p, p); returns float64 tensors of shape w.shape[:-1].
+    """
+    w = v.tensor(w, "w", dtype=torch.float64)
+    w_star = v.vector(w_star, "w_star", p=w.shape[-1], nonzero=True).to(torch.float64)
+    M = {key: v.tensor(moments[key], f"moments['{key}']", dtype=torch.float64)
+         for key in ("pos", "neg", "T1", "T1p", "T2", "T4")}
+    u = w - w_star
+    s = w_star.expand_as(w)
+    mv = lambda A, x: (A @ x[..., None])[..., 0]
+    dot = lambda x, y: (x * y).sum(-1)
+    sv = lambda A: torch.linalg.matrix_norm(A, ord=2)
+    quadratic = dot(u, mv(M["pos"], u))
+    dropped = dot(u, mv(M["T1p"] + M["neg"], w))
+    cross = dot(u, mv(M["T1"], w)) - dot(u, mv(M["T2"] + M["T1p"] + M["T4"], s))
+    gradient = mv(M["pos"], u) + mv(M["T1"] + M["T1p"] + M["neg"], w) - mv(M["T2"] + M["T1p"] + M["T4"], s)
+    u_norm = u.norm(dim=-1)
+    s_hat = s / w_star.norm()
+    along = dot(w, s_hat)
+    theta = torch.atan2((w - along[..., None] * s_hat).norm(dim=-1), along)     # accurate for tiny angles
+    return {"inner": dot(gradient, u), "quadratic": quadratic, "dropped": dropped, "cross": cross,
+            "cross_bound": (2 * sv(M["T1"]) + sv(M["T2"]) + sv(M["T1p"]) + sv(M["T4"])) * u_norm * w_star.norm(),
+            "cross_sum": sv(M["T1"]) + sv(M["T2"]) + sv(M["T4"]),
+            "gradient_norm": gradient.norm(dim=-1), "u_norm": u_norm, "theta": theta}
