@@ -487,7 +487,7 @@ def test_close_patches_moments_match_monte_carlo(sigma2, base_sigma):
     standard errors (batch means; 8 moments × 4 entries × 3 filters per law)."""
     Z = distributions.close_patches(200_000, 5, sigma2, base_sigma=base_sigma, seed=21, dtype=f64)
     W = torch.tensor([[math.cos(0.3), math.sin(0.3)], [0.4, -1.1], [-1.0, 0.2]], dtype=f64)
-    exact = theory.close_patches_moments(W, E1, 5, sigma2, base_sigma=base_sigma)
+    exact = theory.close_patches_moments_at(W, E1, 5, sigma2, base_sigma=base_sigma)
     for key, (mean, se) in _batch_means(Z, W).items():
         z = (exact[key] - mean).abs() / (se + 1e-12)
         assert float(z.max()) < 4.5, (key, exact[key], mean, se)
@@ -498,7 +498,7 @@ def test_close_patches_gradient_two_forms_and_monte_carlo():
     through the quadrature), for any w* (rotation) and scale; and it matches fl.gradient on a large sample."""
     w_star = torch.tensor([0.6, -0.8], dtype=f64) * 1.7
     W = torch.tensor([[1.2, 0.3], [0.1, -1.4], [-0.5, -0.5], [1.0, -1.3599999]], dtype=f64)
-    M = theory.close_patches_moments(W, w_star, 5, 1e-2, base_sigma=0.7)
+    M = theory.close_patches_moments_at(W, w_star, 5, 1e-2, base_sigma=0.7)
     residual = (M["ZwZw"] @ W[..., None])[..., 0] - M["ZwZs"] @ w_star
     g = theory.close_patches_gradient(W, w_star, 5, 1e-2, base_sigma=0.7)
     assert float((g - residual).abs().max()) < 1e-11
@@ -514,24 +514,37 @@ def test_close_patches_moments_k1_and_thin_regions():
     moments of the regions of width θ are linear in θ up to O(θ/σ) (relative accuracy survives θ = 10⁻⁷), and
     cross_sum(θ)/θ approaches the derived limit (close_patches_cross_limit) when θ ≪ σ ≪ 1."""
     W = torch.tensor([[math.cos(0.9), math.sin(0.9)], [-math.cos(0.9), -math.sin(0.9)]], dtype=f64)
-    M1 = theory.close_patches_moments(W, E1, 1, 0.3)
+    M1 = theory.close_patches_moments_at(W, E1, 1, 0.3)
     assert all(float(M1[key].abs().max()) == 0.0 for key in ("T1", "T1p", "T2", "T4"))
     assert abs(float(torch.trace(M1["ZwZw"][0] + M1["ZwZw"][1])) - 1.0) < 1e-12
     th = torch.tensor([1e-7, 2e-7], dtype=f64)
-    M = theory.close_patches_moments(torch.stack([torch.cos(th), torch.sin(th)], 1), E1, 5, 1e-2)
+    M = theory.close_patches_moments_at(torch.stack([torch.cos(th), torch.sin(th)], 1), E1, 5, 1e-2)
     for key in ("neg", "T1", "T2"):                                # linear up to O(θ/σ) = 10⁻⁶
         assert abs(float(M[key][1].norm() / M[key][0].norm()) - 2.0) < 1e-5
-    M = theory.close_patches_moments(torch.stack([torch.cos(th), torch.sin(th)], 1), E1, 5, 1e-6)
+    M = theory.close_patches_moments_at(torch.stack([torch.cos(th), torch.sin(th)], 1), E1, 5, 1e-6)
     sv = lambda A: float(torch.linalg.matrix_norm(A, ord=2))
     ratio = (sv(M["T1"][0]) + sv(M["T2"][0]) + sv(M["T4"][0])) / 1e-7
     assert abs(ratio / theory.close_patches_cross_limit(5, 1.0) - 1) < 2e-3
+
+
+@pytest.mark.parametrize("sigma2, base_sigma", [(1e-4, 1.0), (2.0, 1.0), (1e-3, 0.5)])
+def test_close_patches_moments_at_agrees_with_the_angle_quadrature(sigma2, base_sigma):
+    """Two independent quadratures of the same moments: close_patches_moments_at (antiderivative tables read by a
+    Hermite interpolant) and close_patches_moments (direct panels), at both filters of several angles."""
+    for phi in (1e-6, 0.02, 0.7, 1.4):
+        w = torch.tensor([[math.cos(phi), math.sin(phi)], [math.cos(phi), -math.sin(phi)]], dtype=f64)
+        mine = theory.close_patches_moments_at(w, E1, 5, sigma2, base_sigma=base_sigma)
+        for i, other in enumerate(theory.close_patches_moments(phi, 5, sigma2, base_sigma)):
+            for key in ("pos", "neg", "T1", "T2", "T4"):
+                scale = float(other[key].abs().max()) + 1e-300
+                assert float((mine[key][i] - other[key]).abs().max()) <= 1e-8 * scale + 1e-13, (phi, i, key)
 
 
 def test_close_patches_moments_nearly_uniform_jitter_is_independent_uniform_patches():
     """With σ² = 10⁴ the jitter is uniform on the circle to 5·10⁻⁴, so the patches are nearly independent and
     uniform: σ_max(T1) = σ_max(T2) = (k − 1)/k · sin θ/(2π²) and σ_max(T4) = (k − 1)/k · sin²(θ/2)/π²."""
     th = torch.tensor([0.2, 1.0, 2.5], dtype=f64)
-    M = theory.close_patches_moments(torch.stack([torch.cos(th), torch.sin(th)], 1), E1, 4, 1e4)
+    M = theory.close_patches_moments_at(torch.stack([torch.cos(th), torch.sin(th)], 1), E1, 4, 1e4)
     sv = lambda A: torch.linalg.matrix_norm(A, ord=2)
     f = 3 / 4
     torch.testing.assert_close(sv(M["T1"]), f * torch.sin(th) / (2 * math.pi ** 2), rtol=2e-3, atol=0)
@@ -541,7 +554,7 @@ def test_close_patches_moments_nearly_uniform_jitter_is_independent_uniform_patc
 
 def test_close_patches_descent_records_the_run():
     """A constant step reproduces the plain loop with close_patches_gradient; the recorded moments are those of
-    close_patches_moments at the iterates; a run stops once within tol."""
+    close_patches_moments_at at the iterates; a run stops once within tol."""
     w0 = torch.tensor([[0.5, 0.8], [1.3, -0.4]], dtype=f64)
     run = theory.close_patches_descent(w0, E1, 5, 1e-3, 0.05, base_sigma=0.5, steps=5)
     w = w0.clone()
@@ -549,7 +562,7 @@ def test_close_patches_descent_records_the_run():
         torch.testing.assert_close(run["w"][t], w, rtol=0, atol=1e-14)
         w = w - 0.05 * theory.close_patches_gradient(w, E1, 5, 1e-3, base_sigma=0.5)
     torch.testing.assert_close(run["w"][5], w, rtol=0, atol=1e-14)
-    M = theory.close_patches_moments(run["w"][3], E1, 5, 1e-3, base_sigma=0.5)
+    M = theory.close_patches_moments_at(run["w"][3], E1, 5, 1e-3, base_sigma=0.5)
     for key in ("pos", "neg", "T1", "T1p", "T2", "T4"):
         torch.testing.assert_close(run["moments"][key][3], M[key], rtol=0, atol=1e-14)
     assert run["eta"].shape == (5, 2) and bool(run["active"].all())
@@ -594,17 +607,17 @@ def test_conv_proof_terms_decompose_the_inner_product():
     assert bool((T["dropped"] >= 0).all()) and bool((T["cross"] >= -T["cross_bound"]).all())
     torch.testing.assert_close(T["theta"], torch.atan2(W[:, 1], W[:, 0]).abs(), rtol=1e-14, atol=0)
     tiny = torch.tensor([[1.0, 3e-9]], dtype=f64)
-    T = theory.conv_proof_terms(tiny, E1, theory.close_patches_moments(tiny, E1, 5, 1e-4))
+    T = theory.conv_proof_terms(tiny, E1, theory.close_patches_moments_at(tiny, E1, 5, 1e-4))
     assert abs(float(T["theta"][0]) / 3e-9 - 1) < 1e-12
 
 
 @pytest.mark.parametrize("call, exc, match", [
-    (lambda: theory.close_patches_moments(torch.ones(3, dtype=f64), E1, 5, 0.1), ValueError, "w"),
-    (lambda: theory.close_patches_moments(torch.zeros(2, dtype=f64), E1, 5, 0.1), ValueError, "w"),
-    (lambda: theory.close_patches_moments(E1, torch.zeros(2, dtype=f64), 5, 0.1), ValueError, "w_star"),
+    (lambda: theory.close_patches_moments_at(torch.ones(3, dtype=f64), E1, 5, 0.1), ValueError, "w"),
+    (lambda: theory.close_patches_moments_at(torch.zeros(2, dtype=f64), E1, 5, 0.1), ValueError, "w"),
+    (lambda: theory.close_patches_moments_at(E1, torch.zeros(2, dtype=f64), 5, 0.1), ValueError, "w_star"),
     (lambda: theory.close_patches_gradient(E1, E1, 0, 0.1), ValueError, "k"),
     (lambda: theory.close_patches_gradient(E1, E1, 5, -0.1), ValueError, "sigma2"),
-    (lambda: theory.close_patches_moments(E1, E1, 5, 0.1, base_sigma=0.0), ValueError, "base_sigma"),
+    (lambda: theory.close_patches_moments_at(E1, E1, 5, 0.1, base_sigma=0.0), ValueError, "base_sigma"),
     (lambda: theory.close_patches_descent(E1, E1, 5, 0.1, -1.0), ValueError, "eta"),
     (lambda: theory.close_patches_descent(E1, E1, 5, 0.1, 0.1, tol=-1.0), ValueError, "tol"),
 ])

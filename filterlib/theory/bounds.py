@@ -165,7 +165,7 @@ def conv_step_schedule(phis, gamma, L, beta, L_cross):
 def conv_proof_terms(w, w_star, moments) -> dict:
     """The quantities of Theorem 4.1's proof at filters ``w`` (u = w − w*), from the moments at w (a dict with
     "pos", "neg", "T1", "T1p", "T2", "T4", as from :func:`filterlib.theory.conv_moments`,
-    :func:`filterlib.theory.close_patches_moments` or :func:`filterlib.theory.close_patches_descent`). Defined in
+    :func:`filterlib.theory.close_patches_moments_at` or :func:`filterlib.theory.close_patches_descent`). Defined in
     chapters/conv_model.md.
 
     With ∇ℓ = pos·u + (T1 + T1p + neg)·w − (T2 + T1p + T4)·w* (:func:`filterlib.theory.four_region_gradient`):

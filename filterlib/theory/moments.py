@@ -329,7 +329,7 @@ def _jitter_antiderivative(y: torch.Tensor, table) -> torch.Tensor:
 
 def _close_patch_moments(theta: torch.Tensor, k: int, sigma2: float, base_sigma: float, keys) -> dict:
     """The moments ``keys`` (of :data:`CONV_MOMENT_KEYS`) of the close-patches law for filters at signed angles
-    ``theta`` (R,) to w* = e1, as (R, 2, 2) float64 stacks. See :func:`close_patches_moments`."""
+    ``theta`` (R,) to w* = e1, as (R, 2, 2) float64 stacks. See :func:`close_patches_moments_at`."""
     s = math.sqrt(sigma2)
     R = theta.shape[0]
     one = torch.ones_like(theta)
@@ -398,10 +398,13 @@ def _close_patches_frame(w, w_star, k, sigma2, base_sigma):
     return w, single, rot, theta, k, sigma2, base_sigma
 
 
-def close_patches_moments(w, w_star, k: int, sigma2: float, *, base_sigma: float = 1.0) -> dict:
+def close_patches_moments_at(w, w_star, k: int, sigma2: float, *, base_sigma: float = 1.0) -> dict:
     """The population moments of :func:`conv_moments` for the close-patches law of Fig. 3(b)
-    (:func:`filterlib.distributions.close_patches` with the same ``k``, ``sigma2`` and ``base_sigma``), computed
-    by deterministic quadrature instead of on a sample. Defined in chapters/conv_model.md.
+    (:func:`filterlib.distributions.close_patches` with the same ``k``, ``sigma2`` and ``base_sigma``) at any
+    filters ``w`` in the plane of any teacher ``w_star``, computed by deterministic quadrature instead of on a
+    sample; all eight moments, ZwZw and ZwZs included. (:func:`filterlib.theory.close_patches_moments` gives five
+    of them at an angle φ, for the constants; this one serves gradient descent and Theorem 4.1's proof, and its
+    quadrature is an independent one.) Defined in chapters/conv_model.md.
 
     ``w`` (2,) or (R, 2), non-zero; ``w_star`` (2,), non-zero. Returns the dict of :data:`CONV_MOMENT_KEYS`,
     each a (2, 2) matrix (an (R, 2, 2) stack for R filters), in ``w``'s dtype.
@@ -424,7 +427,7 @@ def close_patches_moments(w, w_star, k: int, sigma2: float, *, base_sigma: float
 
 def _close_patches_step(w, w_star, k, sigma2, base_sigma):
     """∇ℓ(w) as (R, 2) float64, the moments pos, neg, T1, T1p, T2, T4 at w as (R, 2, 2) float64, the checked
-    ``w`` and whether it was one filter (arguments as for :func:`close_patches_moments`)."""
+    ``w`` and whether it was one filter (arguments as for :func:`close_patches_moments_at`)."""
     w, single, rot, theta, k, sigma2, base_sigma = _close_patches_frame(w, w_star, k, sigma2, base_sigma)
     local = _close_patch_moments(theta, k, sigma2, base_sigma, ("pos", "neg", "T1", "T2", "T4"))
     M = {key: rot @ val @ rot.T for key, val in local.items()}
@@ -438,7 +441,7 @@ def _close_patches_step(w, w_star, k, sigma2, base_sigma):
 
 def close_patches_gradient(w, w_star, k: int, sigma2: float, *, base_sigma: float = 1.0) -> torch.Tensor:
     """The population gradient ∇ℓ(w) of the close-patches law of Fig. 3(b), by the quadrature of
-    :func:`close_patches_moments`, in the four-region form of :func:`four_region_gradient`:
+    :func:`close_patches_moments_at`, in the four-region form of :func:`four_region_gradient`:
     pos·(w − w*) + (T1 + T1p + neg)·w − (T2 + T1p + T4)·w*. Defined in chapters/conv_model.md.
 
     Near w* every term is computed with a small relative error (w − w* is formed first, and the regions
@@ -464,7 +467,7 @@ def close_patches_descent(w0, w_star, k: int, sigma2: float, eta, *, base_sigma:
 
     * ``"w"`` (T + 1, R, 2): the iterates; ``"eta"`` (T, R): the steps (0 once a run has stopped);
     * ``"gradient"`` (T, R, 2) and ``"moments"``, a dict of (T, R, 2, 2) stacks "pos", "neg", "T1", "T1p",
-      "T2", "T4" at w_t (the moments of :func:`close_patches_moments`);
+      "T2", "T4" at w_t (the moments of :func:`close_patches_moments_at`);
     * ``"active"`` (T, R) bool: whether run r took step t.
     """
     w = v.filters(w0, "w0", p=2).reshape(-1, 2).to(torch.float64)
