@@ -624,3 +624,25 @@ def test_conv_proof_terms_decompose_the_inner_product():
 def test_close_patches_bad_input_names_the_parameter(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_theorem_4_1_proof_holds_along_a_population_run():
+    """Where the condition holds (base σ = 0.5, σ² = 10⁻⁴), every inequality of the proof holds at each of the
+    first steps of population gradient descent with the theorem's largest step, from the start of Figure 3 and two
+    others; the pairs have one entry per step and run."""
+    base, s2 = 0.5, 1e-4
+    w0 = torch.tensor([[0.5, 0.8], [1.6, -0.5], [0.4, 0.3]], dtype=f64)
+    phi0 = float(theory.phi_t(w0, E1).max())
+    grid = torch.cat([torch.logspace(-8, -1.5, 12, dtype=f64), torch.linspace(0.04, phi0, 40, dtype=f64)])
+    W = torch.stack([torch.cos(grid), torch.sin(grid)], 1)
+    eig = torch.linalg.eigvalsh(theory.close_patches_moments_at(W, E1, 5, s2, base_sigma=base)["pos"])
+    beta, Lx = theory.close_patches_beta(5, s2, base), theory.close_patches_L_cross(5, s2, base)
+    schedule = theory.conv_step_schedule(grid, eig[:, 0], eig[:, 1], beta, Lx)
+    run = theory.close_patches_descent(w0, E1, 5, s2, schedule, base_sigma=base, steps=6)
+    checks = theory.conv_proof_checks(run, E1, grid, eig[:, 0], eig[:, 1], beta, Lx)
+    assert set(checks) == {"dropped", "quadratic", "cross", "assumption", "angle", "inner", "gradient", "contraction"}
+    for name, (small, large) in checks.items():
+        assert small.shape == large.shape == (18,), name
+        assert bool((small <= large + 1e-12 * large.abs()).all()), name
+    u = (run["w"] - E1).norm(dim=-1)
+    torch.testing.assert_close(checks["contraction"][0], (u[1:] ** 2).reshape(-1), rtol=0, atol=0)

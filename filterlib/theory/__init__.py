@@ -31,14 +31,15 @@ quadrature
 bounds
     Theorems 3.2 and 4.1: :func:`phi_t`, :func:`step_cap`, :func:`contraction_bound`, :func:`iterations_bound`,
     :func:`conv_condition_holds`, :func:`conv_step_cap`, :func:`conv_contraction_bound`,
-    :func:`conv_iterations_bound`, :func:`conv_step_schedule` and the quantities of Theorem 4.1's proof,
-    :func:`conv_proof_terms`.
+    :func:`conv_iterations_bound`, :func:`conv_step_schedule`, and Theorem 4.1's proof along a run:
+    :func:`conv_proof_terms`, :func:`conv_proof_checks`.
 
 Every public function names, in its docstring, the chapter of the book that teaches it.
 """
 from . import bounds, closed_forms, estimators, extremes, moments, quadrature
-from .bounds import (conv_condition_holds, conv_contraction_bound, conv_iterations_bound, conv_proof_terms,
-                     conv_step_cap, conv_step_schedule, contraction_bound, iterations_bound, phi_t, step_cap)
+from .bounds import (conv_condition_holds, conv_contraction_bound, conv_iterations_bound, conv_proof_checks,
+                     conv_proof_terms, conv_step_cap, conv_step_schedule, contraction_bound, iterations_bound, phi_t,
+                     step_cap)
 from .closed_forms import (GAUSSIAN_BETA, close_patches_cross_limit, gaussian_conv_constants, gaussian_gamma,
                            gaussian_gradient, gaussian_L, gaussian_L_minus, gaussian_loss)
 from .estimators import (L, L_cross, L_minus, beta, closeness_bounds, constants, conv_beta, conv_gamma, conv_L,
@@ -68,8 +69,9 @@ __all__ = [
     "close_patches_beta", "close_patches_cross_sum", "close_patches_gamma", "close_patches_L", "close_patches_L_cross",
     "close_patches_L_minus", "close_patches_moments", "close_patches_small_angle_limits",
     # bounds
-    "conv_condition_holds", "conv_contraction_bound", "conv_iterations_bound", "conv_proof_terms", "conv_step_cap",
-    "conv_step_schedule", "contraction_bound", "iterations_bound", "phi_t", "step_cap",
+    "conv_condition_holds", "conv_contraction_bound", "conv_iterations_bound", "conv_proof_checks",
+    "conv_proof_terms", "conv_step_cap", "conv_step_schedule", "contraction_bound", "iterations_bound", "phi_t",
+    "step_cap",
 ]
 
 # Public functions carry the path readers use, filterlib.theory.NAME, as their __module__ (numpy's set_module

@@ -1,6 +1,7 @@
 """The formulas of Theorems 3.2 and 4.1: the step-size cap, the contraction factor and the iteration count of
 gradient descent, given the constants γ, L, β (and L_cross) estimated by :mod:`filterlib.theory.estimators`
-or taken from :mod:`filterlib.theory.closed_forms`; and φ_t, the angle bound of Theorem 3.2.
+or taken from :mod:`filterlib.theory.closed_forms` or :mod:`filterlib.theory.quadrature`; φ_t, the angle bound
+of Theorem 3.2; and Theorem 4.1's largest step as a schedule and the inequalities of its proof along a run.
 
 Arguments are numbers (the result is a float) or broadcastable tensors (the result is a tensor); each is
 checked by :func:`filterlib._validate.numbers`.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from .. import _validate as v
@@ -201,3 +203,54 @@ def conv_proof_terms(w, w_star, moments) -> dict:
             "cross_bound": (2 * sv(M["T1"]) + sv(M["T2"]) + sv(M["T1p"]) + sv(M["T4"])) * u_norm * w_star.norm(),
             "cross_sum": sv(M["T1"]) + sv(M["T2"]) + sv(M["T4"]),
             "gradient_norm": gradient.norm(dim=-1), "u_norm": u_norm, "theta": theta}
+
+
+def conv_proof_checks(run, w_star, phis, gamma, L, beta, L_cross) -> dict:
+    """The inequalities of Theorem 4.1's proof along a run of :func:`filterlib.theory.close_patches_descent`, each
+    as a pair (smaller, larger) of 1-D float64 tensors over the steps taken (every t and run r with
+    run["active"]): the proof needs smaller ≤ larger at every step. Defined in chapters/conv_model.md.
+
+    With u = w_t − w*, θ_t = θ(w_t, w*), φ_t = arcsin(‖u‖/‖w*‖), m_t = γ(φ_t) − 6L_cross and the terms of
+    :func:`conv_proof_terms`:
+
+    * ``"dropped"``: 0 ≤ uᵀ(T1ᵀ + E[Z_S(w,−w*) Z_S(w,−w*)ᵀ])w (the dropped terms);
+    * ``"quadratic"``: γ(φ_t)‖u‖² ≤ uᵀ E[Z_S(w,w*) Z_S(w,w*)ᵀ] u;
+    * ``"cross"``: −(2‖T1‖ + ‖T2‖ + ‖T1ᵀ‖ + ‖T4‖)‖u‖‖w*‖ ≤ the cross terms;
+    * ``"assumption"``: (3‖T1‖ + ‖T2‖ + ‖T4‖)‖u‖‖w*‖ ≤ 3L_cross θ_t ‖u‖‖w*‖ (Assumption 4.2 at θ_t);
+    * ``"angle"``: θ_t‖w*‖ ≤ 2‖u‖;
+    * ``"inner"``: m_t‖u‖² ≤ ⟨∇ℓ, u⟩;
+    * ``"gradient"``: ‖∇ℓ‖ ≤ (L(φ_t) + 10L_cross + 4β)‖u‖;
+    * ``"contraction"``: ‖u_{t+1}‖² ≤ (1 − η_t m_t/2)‖u_t‖² (the theorem's conclusion).
+
+    ``phis`` (increasing), ``gamma`` and ``L``: the constants on a grid of angles covering the run's φ_t, read
+    off by linear interpolation (so ``"quadratic"``, ``"inner"``, ``"gradient"`` and ``"contraction"`` carry
+    the interpolation's error); ``beta`` and ``L_cross``: numbers.
+    """
+    grid = v.tensor(phis, "phis", ndim=1, dtype=torch.float64)
+    gam = v.tensor(gamma, "gamma", ndim=1, dtype=torch.float64)
+    L_ = v.tensor(L, "L", ndim=1, dtype=torch.float64)
+    if not (grid.shape == gam.shape == L_.shape):
+        raise ValueError(f"phis, gamma and L must have one shape, got {tuple(grid.shape)}, {tuple(gam.shape)} "
+                         f"and {tuple(L_.shape)}")
+    a, _ = v.numbers(beta=(beta, 0.0, False), L_cross=(L_cross, 0.0, False))
+    beta, L_cross = float(a["beta"]), float(a["L_cross"])
+    w_star = v.vector(w_star, "w_star", nonzero=True).to(torch.float64)
+    w = run["w"].to(torch.float64)
+    terms = conv_proof_terms(w[:-1], w_star, run["moments"])
+    active = run["active"]
+    scale = float(w_star.norm())
+    u, th = terms["u_norm"], terms["theta"]
+    phi_t = torch.arcsin((u / scale).clamp(max=1.0))
+    read = lambda values: torch.from_numpy(np.interp(phi_t.numpy(), grid.numpy(), values.numpy()))
+    gam_t, L_t = read(gam), read(L_)
+    m_t = gam_t - 6 * L_cross
+    u_next = (w[1:] - w_star).norm(dim=-1)
+    pairs = {"dropped": (torch.zeros_like(u), terms["dropped"]),
+             "quadratic": (gam_t * u ** 2, terms["quadratic"]),
+             "cross": (-terms["cross_bound"], terms["cross"]),
+             "assumption": (terms["cross_bound"], 3 * L_cross * th * u * scale),
+             "angle": (th * scale, 2 * u),
+             "inner": (m_t * u ** 2, terms["inner"]),
+             "gradient": (terms["gradient_norm"], (L_t + 10 * L_cross + 4 * beta) * u),
+             "contraction": (u_next ** 2, (1 - run["eta"] * m_t / 2) * u ** 2)}
+    return {name: (small[active], large[active]) for name, (small, large) in pairs.items()}
