@@ -311,13 +311,22 @@ def test_rho_and_mu_direct():
     d = 1e-9
     Zt = torch.tensor([[[math.cos(d), math.sin(d)], [math.cos(d), -math.sin(d)]]], dtype=f64)
     assert abs(float(theory.rho(Zt)) - d) < 1e-20
-    # μ by counting
+    # μ by counting: the paper's two bands around the signed angles ±π/2 (w* = e1, so the signed angle is atan2)
     grid = torch.tensor([0.05, 0.4, 1.0], dtype=f64)
-    ang = torch.arccos((Z @ E1 / Z.norm(dim=-1)).clamp(-1, 1))                      # (n, k) in [0, π]
-    inside = ((ang - math.pi / 2).abs()[..., None] <= grid).to(f64).mean(0)          # (k, q)
-    assert abs(float(theory.mu(Z, E1, grid)) - float((inside / grid).max())) < 1e-12
-    # a grid that reaches π/2 gives μ ≥ 2/π (the band is everything)
-    assert float(theory.mu(Z, E1)) >= 2 / math.pi - 1e-12
+    signed = torch.atan2(Z[..., 1], Z[..., 0])                                       # (n, k) in (−π, π]
+    bands = [((signed - c).abs()[..., None] <= grid).to(f64).mean(0) for c in (math.pi / 2, -math.pi / 2)]
+    expected = max(float((band / grid).max()) for band in bands)
+    assert abs(float(theory.mu(Z, E1, grid)) - expected) < 1e-12
+    union = ((torch.arccos(Z[..., 0].clamp(-1, 1)) - math.pi / 2).abs()[..., None] <= grid).to(f64).mean(0)
+    assert float((union / grid).max()) > 1.5 * expected                          # not the union of the bands
+    # a grid reaching π/2 gives μ ≥ 1/π (the two bands then cover the circle)
+    assert float(theory.mu(Z, E1)) >= 1 / math.pi - 1e-12
+    # p > 2 has no signed angle: the band around the whole boundary, |θ − π/2| ≤ φ
+    Z3 = distributions.gaussian(2000, 2, 3, generator=g, dtype=f64)
+    w3 = torch.tensor([0.0, 2.0, 0.0], dtype=f64)
+    ang3 = torch.arccos((Z3[..., 1] / Z3.norm(dim=-1)).clamp(-1, 1))
+    inside3 = ((ang3 - math.pi / 2).abs()[..., None] <= grid).to(f64).mean(0)
+    assert abs(float(theory.mu(Z3, w3, grid)) - float((inside3 / grid).max())) < 1e-12
     # zero patches are skipped by ρ (a zero patch leaves the direction of Z_avg unchanged) and lie outside every band
     Zz = torch.cat([Z, torch.zeros(3000, 1, 2, dtype=f64)], dim=1)
     assert abs(float(theory.rho(Zz)) - float(theory.rho(Z))) < 1e-12
@@ -328,7 +337,7 @@ def test_rho_and_mu_direct():
 def test_theorem_4_3_on_close_patches(sigma2, seed):
     """Theorem 4.3's claims γ(φ₀) ≥ γ_avg(φ₀) − 4(1 − cos ρ) and L_cross ≤ 3μ on samples of the Fig. 3(b) law
     (k = 5, w* = e1, φ₀ = arcsin 0.94). Both hold; the first is loose unless ρ is small (ρ is a sample maximum),
-    the second very loose (μ ≥ 2/π on a grid reaching π/2)."""
+    the second very loose (μ ≥ 1/π on a grid reaching π/2)."""
     Z = distributions.close_patches(20_000, 5, sigma2, seed=seed, dtype=f64)
     b = theory.closeness_bounds(Z, E1, PHI0)
     assert set(b) == {"gamma", "gamma_avg", "rho", "lower_bound", "L_cross", "mu", "upper_bound"}

@@ -192,6 +192,25 @@ def test_small_angle_limits_match_small_angles():
         assert abs(theory.close_patches_L_minus(phi, 5, sigma2) / phi / lim["L_minus"] - 1) < 1e-6
 
 
+def test_band_mass_agrees_with_monte_carlo_and_its_limit():
+    """Theorem 4.3's band mass: the fraction of patches with signed angle within φ of ±π/2 (both bands, by the
+    law's symmetry, the same mass), within 4 binomial standard errors; band(φ)/φ tends to its φ → 0 limit 2ρ(π/2)
+    and equals 1/π at φ = π/2 (the band is a half circle)."""
+    for sigma2, base_sigma in [(1e-4, 1.0), (1.0, 0.5)]:
+        Z = distributions.close_patches(100_000, 3, sigma2, base_sigma=base_sigma, seed=9, dtype=f64)
+        signed = torch.atan2(Z[..., 1], Z[..., 0]).reshape(-1)
+        phis = [0.01, 0.3, 1.0]
+        exact = theory.close_patches_band_mass(phis, sigma2, base_sigma)
+        for q, phi in enumerate(phis):
+            for c in (math.pi / 2, -math.pi / 2):
+                frac = float(((signed - c).abs() <= phi).to(f64).mean())
+                se = math.sqrt(float(exact[q]) * (1 - float(exact[q])) / signed.numel())
+                assert abs(frac - float(exact[q])) < 4 * se + 1e-12
+        limit = theory.close_patches_small_angle_limits(3, sigma2, base_sigma)["mu"]
+        assert abs(theory.close_patches_band_mass(1e-8, sigma2, base_sigma) / 1e-8 / limit - 1) < 1e-6
+        assert abs(theory.close_patches_band_mass(math.pi / 2, sigma2, base_sigma) - 0.5) < 1e-12
+
+
 def test_beta_is_the_supremum_of_the_ratio():
     beta, where = theory.close_patches_beta(5, 0.1, return_phi=True)
     phis = torch.linspace(0.01, math.pi / 2, 50, dtype=f64)

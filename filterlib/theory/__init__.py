@@ -27,7 +27,7 @@ quadrature
     The constants of the close-patches law computed deterministically on the circle (no sampling):
     :func:`close_patches_moments`, :func:`close_patches_gamma`, :func:`close_patches_L`,
     :func:`close_patches_L_minus`, :func:`close_patches_cross_sum`, :func:`close_patches_small_angle_limits`,
-    :func:`close_patches_L_cross`, :func:`close_patches_beta`.
+    :func:`close_patches_L_cross`, :func:`close_patches_beta`, :func:`close_patches_band_mass` (Theorem 4.3's μ).
 bounds
     Theorems 3.2 and 4.1: :func:`phi_t`, :func:`step_cap`, :func:`contraction_bound`, :func:`iterations_bound`,
     :func:`conv_condition_holds`, :func:`conv_step_cap`, :func:`conv_contraction_bound`,
@@ -48,8 +48,8 @@ from .extremes import extreme
 from .moments import (CONV_MOMENT_KEYS, A_matrices, candidate_sums, close_patches_descent, close_patches_gradient,
                       close_patches_moments_at, conv_moments, directions_at_angle, four_region_gradient,
                       lemma_a1_violations, moment_sums)
-from .quadrature import (close_patches_beta, close_patches_cross_sum, close_patches_gamma, close_patches_L,
-                         close_patches_L_cross, close_patches_L_minus, close_patches_moments,
+from .quadrature import (close_patches_band_mass, close_patches_beta, close_patches_cross_sum, close_patches_gamma,
+                         close_patches_L, close_patches_L_cross, close_patches_L_minus, close_patches_moments,
                          close_patches_small_angle_limits)
 
 __all__ = [
@@ -66,8 +66,8 @@ __all__ = [
     "GAUSSIAN_BETA", "close_patches_cross_limit", "gaussian_conv_constants", "gaussian_gamma", "gaussian_gradient",
     "gaussian_L", "gaussian_L_minus", "gaussian_loss",
     # quadrature
-    "close_patches_beta", "close_patches_cross_sum", "close_patches_gamma", "close_patches_L", "close_patches_L_cross",
-    "close_patches_L_minus", "close_patches_moments", "close_patches_small_angle_limits",
+    "close_patches_band_mass", "close_patches_beta", "close_patches_cross_sum", "close_patches_gamma", "close_patches_L",
+    "close_patches_L_cross", "close_patches_L_minus", "close_patches_moments", "close_patches_small_angle_limits",
     # bounds
     "conv_condition_holds", "conv_contraction_bound", "conv_iterations_bound", "conv_proof_checks",
     "conv_proof_terms", "conv_step_cap", "conv_step_schedule", "contraction_bound", "iterations_bound", "phi_t",

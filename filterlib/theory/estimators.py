@@ -352,8 +352,11 @@ def rho(Z) -> torch.Tensor:
     """ρ of Theorem 4.3 on a sample Z (n, k, p): max over inputs and patches of θ(Z_i, Z_avg) in radians, with
     Z_avg = (1/k) Σ_i Z_i. A 0-d tensor. Defined in chapters/closeness.md.
 
-    A zero patch has no direction and is skipped; an input whose Z_avg is 0 raises ValueError naming Z. ρ is a
-    maximum over the sample, so it grows with n toward the law's worst case.
+    A zero patch has no direction and is skipped; an input whose Z_avg is 0 raises ValueError naming Z.
+    The theorem's ρ is a bound over the whole support of the law; this is a maximum over the sample, so it grows
+    with n toward that bound and never exceeds it. For :func:`filterlib.distributions.close_patches` the jitter
+    reaches ±π, so some inputs have a patch opposite their average and the population ρ is π for every σ² > 0;
+    the sample value stays near a few σ for any feasible n.
     """
     Z = _inputs.sample(Z)
     avg = Z.mean(dim=1)
@@ -366,25 +369,40 @@ def rho(Z) -> torch.Tensor:
 
 
 def mu(Z, w_star, phis=None) -> torch.Tensor:
-    """μ of Theorem 4.3 on a sample Z (n, k, p): the boundary-mass constant. Defined in chapters/closeness.md:
+    """μ of Theorem 4.3 on a sample Z (n, k, p): the boundary-mass constant. Defined in chapters/closeness.md.
 
-    μ = max over patch index i and over a grid of φ ∈ (0, π/2] of P(θ(Z_i, w*) ∈ [π/2 − φ, π/2 + φ]) / φ,
+    The theorem asks, for every φ and every patch index i, P(θ(Z_i, w*) ∈ [π/2 − φ, π/2 + φ]) ≤ μφ and
+    P(θ(Z_i, w*) ∈ [−π/2 − φ, −π/2 + φ]) ≤ μφ, with θ the signed angle in the plane: two bands, one on each side
+    of w* where w*'s decision boundary crosses the circle. For p = 2 this returns
 
-    with θ ∈ [0, π] the unsigned angle and P the fraction of the n inputs. ``phis`` defaults to
-    :func:`default_cross_grid` (≈ 0.002 rad … π/2); at small φ the estimate is noisy (a count over φ). Since the
-    band at φ = π/2 is everything, a grid reaching π/2 gives μ ≥ 2/π for any law. In the plane the paper states
-    two one-sided conditions (signed angles near +π/2 and near −π/2), each ≤ μφ; the unsigned band is their
-    union, so this μ is at least the paper's and at most twice it. Zero patches count as outside every band
-    (they contribute nothing to any Z_S). A 0-d tensor.
+    μ = max over i, over the two bands and over a grid of φ ∈ (0, π/2] of P(band) / φ,
+
+    with θ measured from ŵ* toward its +90° rotation and P the fraction of the n inputs. For p > 2 a signed angle
+    does not exist; the band is then the one around the whole boundary, |θ(Z_i, w*) − π/2| ≤ φ with θ ∈ [0, π]
+    (in the plane that band is the union of the two, so it is at least either). ``phis`` defaults to
+    :func:`default_cross_grid` (≈ 0.002 rad … π/2); pass small angles only for the band density near the
+    boundary, which is what bounds L_cross at small φ (chapters/closeness.md). At φ = π/2 the two bands cover the
+    circle, so a grid reaching π/2 gives μ ≥ 1/π for any law (p = 2). At small φ the estimate is noisy (a count
+    over φ). Zero patches count as outside every band (they contribute nothing to any Z_S). A 0-d tensor.
     """
     Z = _inputs.sample(Z)
     w_star = _inputs.teacher(w_star, Z)
     grid = _grid(phis, Z, default_cross_grid)
-    _, dist, nonzero = _angle_to(Z, w_star / w_star.norm())                # (n, k)
-    dist = torch.where(nonzero, dist, torch.full_like(dist, math.inf))
-    sorted_dist = dist.T.contiguous().sort(dim=-1).values                  # (k, n)
-    inside = torch.searchsorted(sorted_dist, grid.expand(Z.shape[1], -1).contiguous(), right=True)  # (k, q)
-    return (inside.to(Z.dtype) / Z.shape[0] / grid).max()
+    what = w_star / w_star.norm()
+    if Z.shape[-1] == 2:
+        perp = torch.stack([-what[1], what[0]])
+        dists = [_angle_to(Z, perp)[0], _angle_to(Z, -perp)[0]]            # distances to the signed ±π/2
+    else:
+        dists = [_angle_to(Z, what)[1]]                                    # distance to the boundary
+    nonzero = Z.norm(dim=-1) > 0
+    best = None
+    for dist in dists:
+        dist = torch.where(nonzero, dist, torch.full_like(dist, math.inf))
+        sorted_dist = dist.T.contiguous().sort(dim=-1).values              # (k, n)
+        inside = torch.searchsorted(sorted_dist, grid.expand(Z.shape[1], -1).contiguous(), right=True)  # (k, q)
+        ratio = (inside.to(Z.dtype) / Z.shape[0] / grid).max()
+        best = ratio if best is None else torch.maximum(best, ratio)
+    return best
 
 
 def gamma_avg(Z, w_star, phi, *, n_directions: int = 64, seed: int = 0, return_se: bool = False,
@@ -404,7 +422,9 @@ def closeness_bounds(Z, w_star, phi, *, phis=None, n_directions: int = 64, seed:
     * ``"gamma"`` = :func:`conv_gamma`(φ), ``"gamma_avg"`` = :func:`gamma_avg`(φ), ``"rho"`` = :func:`rho` and
       ``"lower_bound"`` = gamma_avg − 4(1 − cos ρ): the theorem claims gamma ≥ lower_bound;
     * ``"L_cross"`` = :func:`L_cross` and ``"mu"`` = :func:`mu` on the grid ``phis`` (default
-      :func:`default_cross_grid`), ``"upper_bound"`` = 3μ: the theorem claims L_cross ≤ upper_bound.
+      :func:`default_cross_grid`), ``"upper_bound"`` = 3μ: the theorem claims L_cross ≤ upper_bound. On a grid
+      reaching π/2, μ ≥ 1/π for any law in the plane, so 3μ ≥ 0.95; the proof bounds cross_sum(φ) by 3μφ angle
+      by angle, so a grid of small angles alone tests the bound where L_cross is reached.
 
     The theorem assumes unit-norm patches. Values are tensors: 0-d, or shape (q,) for gamma, gamma_avg and
     lower_bound when ``phi`` is a 1-D array of q angles.

@@ -34,9 +34,10 @@ Public functions (φ in radians; a number gives a float, a 1-D array a float64 t
 For the paper's law (k = 5, base σ = 1; chapters/conv_model.md) the supremum of cross_sum(φ)/φ is its φ → 0 limit
 for σ² ≤ 1, but is reached at an interior angle for σ² = 2 (φ ≈ 0.50) and σ² = 10 (φ ≈ 0.67), about 4% and 8.5%
 above the limit; β is reached at φ = π/2 for these five σ².
+* :func:`close_patches_band_mass`: the mass of Theorem 4.3's band around w*'s decision boundary (μ).
 * :func:`close_patches_L_cross` and :func:`close_patches_beta`: the suprema over φ ∈ (0, π/2] of
   cross_sum(φ)/φ and L_minus(φ)/φ, including their φ → 0 limits (computed directly, see
-  :func:`close_patches_small_angle_limits`), by a grid of 100 angles refined around its best angle; with
+  :func:`close_patches_small_angle_limits`), by a grid of 60 angles refined around its best angle; with
   ``return_phi=True`` also the angle where the supremum is reached (0.0 when it is the φ → 0 limit).
 """
 from __future__ import annotations
@@ -120,14 +121,18 @@ def _wrap(x: torch.Tensor) -> torch.Tensor:
 
 def _alpha_nodes(ends, base_sigma: float, s: float):
     """Gauss–Legendre nodes and weights (times the base density) over one period of α, [−π/2, 3π/2), with panel
-    breaks at the base density's kinks (±π/2), at every arc end ± π (the kernel's truncation) and every 2s within
-    10s of an arc end, and panels no wider than min(π/16, base_sigma/2)."""
+    breaks at the base density's kinks (±π/2), at every arc end and arc end ± π (the kernel's truncation), every 2s
+    within 10s of an arc end (ends closer than s to one another share one lattice), and panels no wider than
+    min(π/16, base_sigma/2)."""
     lo, hi = -math.pi / 2, 3 * math.pi / 2
     pts = [lo, math.pi / 2, hi]
     fine = torch.arange(-math.ceil(_NEAR / _FINE), math.ceil(_NEAR / _FINE) + 1, dtype=_F64) * (_FINE * s)
-    for e in ends:
-        pts += [e + math.pi, e - math.pi]
-        pts += (e + fine).tolist() if s < _COARSE else [e]
+    centred = []                                          # ends that got a fine lattice
+    for e in sorted(ends):
+        pts += [e, e + math.pi, e - math.pi]
+        if s < _COARSE and not any(abs(e - c) < _FINE * s / 2 for c in centred):
+            pts += (e + fine).tolist()                    # an end close to a centred one shares its lattice
+            centred.append(e)
     wrapped = torch.remainder(torch.tensor(pts, dtype=_F64) - lo, 2 * math.pi) + lo
     b = torch.unique(torch.cat([wrapped, torch.tensor([lo, hi], dtype=_F64)]))
     widest = min(_COARSE, base_sigma / 2)
@@ -311,10 +316,11 @@ def close_patches_small_angle_limits(k: int, sigma2: float, base_sigma: float = 
     * cross_sum(φ)/φ → ((k − 1)/k)(‖E_α[g(π/2 − α) m_H(α)]‖ + ‖E_α[g(−π/2 − α) m_H(α)]‖) (T1 and T2; equal
       by symmetry), with m_H(α) = ∫_H Z(t) g(t − α) dt;
     * L_minus(φ)/φ → ρ(π/2)/k, with ρ = the density of a patch's angle, E_α[g(π/2 − α)] (the diagonal term;
-      the off-diagonal one is O(φ²)).
+      the off-diagonal one is O(φ²));
+    * the band ratio of Theorem 4.3, :func:`close_patches_band_mass`(φ)/φ → 2ρ(π/2) ("mu").
 
     As σ² → 0 the first tends to :func:`filterlib.theory.close_patches_cross_limit`. Returns {"cross_sum":
-    float, "L_minus": float}.
+    float, "L_minus": float, "mu": float}.
     """
     k, sigma2, base_sigma = _check(k, sigma2, base_sigma)
     ker = _kernel(sigma2)
@@ -325,19 +331,37 @@ def close_patches_small_angle_limits(k: int, sigma2: float, base_sigma: float = 
     at = lambda t: ker.g(_wrap(t - alpha))
     v1 = (weight * at(h)) @ m_half
     v2 = (weight * at(-h)) @ m_half
-    return {"cross_sum": (k - 1) / k * float(v1.norm() + v2.norm()),
-            "L_minus": float((weight * at(h)).sum()) / k}
+    density = float((weight * at(h)).sum())
+    return {"cross_sum": (k - 1) / k * float(v1.norm() + v2.norm()), "L_minus": density / k, "mu": 2 * density}
+
+
+def close_patches_band_mass(phi, sigma2: float, base_sigma: float = 1.0):
+    """P(θ(Z_i, w*) ∈ [π/2 − φ, π/2 + φ]) for a patch of the close-patches law (signed angle; the band around
+    −π/2 has the same mass by symmetry), by quadrature: Theorem 4.3's μ is the supremum of this over φ. The same
+    for every patch i and every k. ``phi`` ∈ [0, π/2]: a number gives a float, a 1-D array a float64 tensor.
+    Defined in chapters/closeness.md."""
+    _, sigma2, base_sigma = _check(1, sigma2, base_sigma)
+    t, scalar = v.angles(phi, "phi", dtype=_F64, high=math.pi / 2)
+    ker = _kernel(sigma2)
+    h = math.pi / 2
+    nodes = [_alpha_nodes([h - x, h + x], base_sigma, ker.s) for x in t.tolist()]
+    alpha, weight = torch.cat([a for a, _ in nodes]), torch.cat([w for _, w in nodes])
+    which = torch.cat([torch.full((a.shape[0],), q, dtype=torch.long) for q, (a, _) in enumerate(nodes)])
+    start, width = (h - t)[which][:, None], 2 * t[which][:, None]
+    inside = _arc_integrals(ker, ["B"], alpha, start, width)["B", 0].real
+    out = torch.zeros(t.shape[0], dtype=_F64).index_add_(0, which, weight * inside)
+    return float(out[0]) if scalar else out
 
 
 def _supremum(name: str, limit_key: str, k, sigma2, base_sigma, return_phi):
-    """sup over φ ∈ (0, π/2] of value(φ)/φ: the larger of the φ → 0 limit and the best angle of a grid of 100
-    (40 geometric from 1e-6 to 0.05, 60 equally spaced up to π/2), refined by zooming (7 angles inside the two grid
+    """sup over φ ∈ (0, π/2] of value(φ)/φ: the larger of the φ → 0 limit and the best angle of a grid of 60
+    (24 geometric from 1e-6 to 0.05, 36 equally spaced up to π/2), refined by zooming (7 angles inside the two grid
     intervals around the best, 8 times, each shrinking the bracket fourfold)."""
     k, sigma2, base_sigma = _check(k, sigma2, base_sigma)
     return_phi = v.flag(return_phi, "return_phi")
     limit = close_patches_small_angle_limits(k, sigma2, base_sigma)[limit_key]
-    grid = torch.cat([torch.logspace(-6, math.log10(0.05), 41, dtype=_F64)[:-1],
-                      torch.linspace(0.05, math.pi / 2, 60, dtype=_F64)]).tolist()
+    grid = torch.cat([torch.logspace(-6, math.log10(0.05), 25, dtype=_F64)[:-1],
+                      torch.linspace(0.05, math.pi / 2, 36, dtype=_F64)]).tolist()
     ratios = lambda xs: [value / x for value, x in zip(_values(name, xs, k, sigma2, base_sigma), xs)]
     vals = ratios(grid)
     j = max(range(len(grid)), key=vals.__getitem__)
@@ -364,7 +388,7 @@ def close_patches_L_cross(k: int, sigma2: float, base_sigma: float = 1.0, *, ret
     :func:`filterlib.theory.L_cross`, which is a maximum of noisy ratios and biased high).
 
     The supremum is the larger of the φ → 0 limit (:func:`close_patches_small_angle_limits`) and the best of a
-    100-angle grid (40 geometric from 1e-6 to 0.05, 60 equally spaced to π/2) refined by zooming in around the
+    60-angle grid (24 geometric from 1e-6 to 0.05, 36 equally spaced to π/2) refined by zooming in around the
     best grid angle. With ``return_phi=True`` returns
     (L_cross, φ where it is reached), φ = 0.0 meaning the φ → 0 limit. 0.0 for k = 1.
     """
