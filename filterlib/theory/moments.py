@@ -19,6 +19,7 @@ vectors Z_S (c, M, p), then their outer products summed over the chunk). Chunks 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 
@@ -271,6 +272,19 @@ _UNIFORM = 16                                # panels of the base angle's circle
 _PANEL_NODES = 10                            # Gauss–Legendre nodes per panel
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """Run the block on one intra-op thread (restored afterwards): the quadrature is many small tensor operations,
+    for which extra threads only add synchronisation, tens of times slower on a busy machine with few cores (as
+    filterlib.kernel does for its workers)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @functools.lru_cache(maxsize=8)
 def _gauss_legendre(m: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Gauss–Legendre nodes and weights on [−1, 1] in float64 (Golub–Welsch: eigenvalues of the Jacobi matrix)."""
@@ -420,7 +434,8 @@ def close_patches_moments_at(w, w_star, k: int, sigma2: float, *, base_sigma: fl
     checks :func:`close_patches_gradient`. The moments depend on the direction of ``w`` only.
     """
     w, single, rot, theta, k, sigma2, base_sigma = _close_patches_frame(w, w_star, k, sigma2, base_sigma)
-    local = _close_patch_moments(theta, k, sigma2, base_sigma, CONV_MOMENT_KEYS)
+    with _one_thread():
+        local = _close_patch_moments(theta, k, sigma2, base_sigma, CONV_MOMENT_KEYS)
     out = {key: (rot @ local[key] @ rot.T).to(w.dtype) for key in CONV_MOMENT_KEYS}
     return {key: val[0] for key, val in out.items()} if single else out
 
@@ -448,7 +463,8 @@ def close_patches_gradient(w, w_star, k: int, sigma2: float, *, base_sigma: floa
     S(w, ±w*) of width θ(w, w*) are integrated as such), so gradient descent can be followed to
     ‖w − w*‖ ≈ 10⁻⁸‖w*‖. ``w`` (2,) or (R, 2), non-zero; shape and dtype of ``w``.
     """
-    g, _, w, single = _close_patches_step(w, w_star, k, sigma2, base_sigma)
+    with _one_thread():
+        g, _, w, single = _close_patches_step(w, w_star, k, sigma2, base_sigma)
     g = g.to(w.dtype)
     return g[0] if single else g
 
@@ -481,21 +497,22 @@ def close_patches_descent(w0, w_star, k: int, sigma2: float, eta, *, base_sigma:
     scale = w_star.norm()
     ws, etas, grads, actives = [w.clone()], [], [], []
     moments = {key: [] for key in ("pos", "neg", "T1", "T1p", "T2", "T4")}
-    for _ in range(steps):
-        r = (w - w_star).norm(dim=1) / scale
-        active = r > tol
-        if not bool(active.any()):
-            break
-        g, M, _, _ = _close_patches_step(w, w_star, k, sigma2, base_sigma)
-        step = eta(torch.arcsin(r.clamp(max=1.0))) if callable(eta) else torch.full_like(r, eta)
-        step = torch.as_tensor(step, dtype=torch.float64).expand_as(r) * active
-        w = w - step[:, None] * g
-        ws.append(w.clone())
-        etas.append(step)
-        grads.append(g)
-        actives.append(active)
-        for key in moments:
-            moments[key].append(M[key])
+    with _one_thread():
+        for _ in range(steps):
+            r = (w - w_star).norm(dim=1) / scale
+            active = r > tol
+            if not bool(active.any()):
+                break
+            g, M, _, _ = _close_patches_step(w, w_star, k, sigma2, base_sigma)
+            step = eta(torch.arcsin(r.clamp(max=1.0))) if callable(eta) else torch.full_like(r, eta)
+            step = torch.as_tensor(step, dtype=torch.float64).expand_as(r) * active
+            w = w - step[:, None] * g
+            ws.append(w.clone())
+            etas.append(step)
+            grads.append(g)
+            actives.append(active)
+            for key in moments:
+                moments[key].append(M[key])
     empty = torch.zeros(0, w.shape[0], dtype=torch.float64)
     stack = lambda xs, *shape: torch.stack(xs) if xs else empty.reshape(0, w.shape[0], *shape)
     return {"w": torch.stack(ws), "eta": stack(etas), "gradient": stack(grads, 2),
