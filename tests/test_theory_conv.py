@@ -474,3 +474,184 @@ def test_cross_limit_bad_input():
     with pytest.raises(ValueError, match="base_sigma"):
         theory.close_patches_cross_limit(5, -1.0)
     assert theory.close_patches_cross_limit(1) == 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The population moments of the close-patches law by quadrature, and Theorem 4.1's proof along a run
+
+
+def _batch_means(Z, W, n_batches=20):
+    """conv_moments of the filters W on n_batches disjoint batches of Z: (mean, standard error) of each moment."""
+    parts = [theory.conv_moments(W, E1, z) for z in Z.chunk(n_batches)]
+    out = {}
+    for key in theory.CONV_MOMENT_KEYS:
+        stack = torch.stack([part[key] for part in parts])
+        out[key] = (stack.mean(0), stack.std(0) / math.sqrt(n_batches))
+    return out
+
+
+@pytest.mark.parametrize("sigma2, base_sigma", [(0.1, 1.0), (1e-2, 0.5), (10.0, 1.0)])
+def test_close_patches_moments_match_monte_carlo(sigma2, base_sigma):
+    """Each entry of each moment agrees with its Monte-Carlo mean on 200 000 inputs of the sampler within 4.5
+    standard errors (batch means; 8 moments × 4 entries × 3 filters per law)."""
+    Z = distributions.close_patches(200_000, 5, sigma2, base_sigma=base_sigma, seed=21, dtype=f64)
+    W = torch.tensor([[math.cos(0.3), math.sin(0.3)], [0.4, -1.1], [-1.0, 0.2]], dtype=f64)
+    exact = theory.close_patches_moments_at(W, E1, 5, sigma2, base_sigma=base_sigma)
+    for key, (mean, se) in _batch_means(Z, W).items():
+        z = (exact[key] - mean).abs() / (se + 1e-12)
+        assert float(z.max()) < 4.5, (key, exact[key], mean, se)
+
+
+def test_close_patches_gradient_two_forms_and_monte_carlo():
+    """The four-region gradient equals E[Z_wZ_wᵀ]w − E[Z_wZ_w*ᵀ]w* built from its own arcs (an independent path
+    through the quadrature), for any w* (rotation) and scale; and it matches fl.gradient on a large sample."""
+    w_star = torch.tensor([0.6, -0.8], dtype=f64) * 1.7
+    W = torch.tensor([[1.2, 0.3], [0.1, -1.4], [-0.5, -0.5], [1.0, -1.3599999]], dtype=f64)
+    M = theory.close_patches_moments_at(W, w_star, 5, 1e-2, base_sigma=0.7)
+    residual = (M["ZwZw"] @ W[..., None])[..., 0] - M["ZwZs"] @ w_star
+    g = theory.close_patches_gradient(W, w_star, 5, 1e-2, base_sigma=0.7)
+    assert float((g - residual).abs().max()) < 1e-11
+    assert theory.close_patches_gradient(W[0], w_star, 5, 1e-2, base_sigma=0.7).shape == (2,)
+    Z = distributions.close_patches(200_000, 5, 1e-2, base_sigma=0.7, w_star=w_star, seed=5, dtype=f64)
+    parts = torch.stack([fl.gradient(W, w_star, z) for z in Z.chunk(20)])
+    z = (g - parts.mean(0)).abs() / (parts.std(0) / math.sqrt(20))
+    assert float(z.max()) < 4.5
+
+
+def test_close_patches_moments_k1_and_thin_regions():
+    """k = 1: no cross moments, and E[ZZᵀ1{wᵀZ ≥ 0}] + E[ZZᵀ1{wᵀZ < 0}] has trace E‖Z‖² = 1. At tiny angles the
+    moments of the regions of width θ are linear in θ up to O(θ/σ) (relative accuracy survives θ = 10⁻⁷), and
+    cross_sum(θ)/θ approaches the derived limit (close_patches_cross_limit) when θ ≪ σ ≪ 1."""
+    W = torch.tensor([[math.cos(0.9), math.sin(0.9)], [-math.cos(0.9), -math.sin(0.9)]], dtype=f64)
+    M1 = theory.close_patches_moments_at(W, E1, 1, 0.3)
+    assert all(float(M1[key].abs().max()) == 0.0 for key in ("T1", "T1p", "T2", "T4"))
+    assert abs(float(torch.trace(M1["ZwZw"][0] + M1["ZwZw"][1])) - 1.0) < 1e-12
+    th = torch.tensor([1e-7, 2e-7], dtype=f64)
+    M = theory.close_patches_moments_at(torch.stack([torch.cos(th), torch.sin(th)], 1), E1, 5, 1e-2)
+    for key in ("neg", "T1", "T2"):                                # linear up to O(θ/σ) = 10⁻⁶
+        assert abs(float(M[key][1].norm() / M[key][0].norm()) - 2.0) < 1e-5
+    M = theory.close_patches_moments_at(torch.stack([torch.cos(th), torch.sin(th)], 1), E1, 5, 1e-6)
+    sv = lambda A: float(torch.linalg.matrix_norm(A, ord=2))
+    ratio = (sv(M["T1"][0]) + sv(M["T2"][0]) + sv(M["T4"][0])) / 1e-7
+    assert abs(ratio / theory.close_patches_cross_limit(5, 1.0) - 1) < 2e-3
+
+
+@pytest.mark.parametrize("sigma2, base_sigma", [(1e-4, 1.0), (2.0, 1.0), (1e-3, 0.5)])
+def test_close_patches_moments_at_agrees_with_the_angle_quadrature(sigma2, base_sigma):
+    """Two independent quadratures of the same moments: close_patches_moments_at (antiderivative tables read by a
+    Hermite interpolant) and close_patches_moments (direct panels), at both filters of several angles."""
+    for phi in (1e-6, 0.02, 0.7, 1.4):
+        w = torch.tensor([[math.cos(phi), math.sin(phi)], [math.cos(phi), -math.sin(phi)]], dtype=f64)
+        mine = theory.close_patches_moments_at(w, E1, 5, sigma2, base_sigma=base_sigma)
+        for i, other in enumerate(theory.close_patches_moments(phi, 5, sigma2, base_sigma)):
+            for key in ("pos", "neg", "T1", "T2", "T4"):
+                scale = float(other[key].abs().max()) + 1e-300
+                assert float((mine[key][i] - other[key]).abs().max()) <= 1e-8 * scale + 1e-13, (phi, i, key)
+
+
+def test_close_patches_moments_nearly_uniform_jitter_is_independent_uniform_patches():
+    """With σ² = 10⁴ the jitter is uniform on the circle to 5·10⁻⁴, so the patches are nearly independent and
+    uniform: σ_max(T1) = σ_max(T2) = (k − 1)/k · sin θ/(2π²) and σ_max(T4) = (k − 1)/k · sin²(θ/2)/π²."""
+    th = torch.tensor([0.2, 1.0, 2.5], dtype=f64)
+    M = theory.close_patches_moments_at(torch.stack([torch.cos(th), torch.sin(th)], 1), E1, 4, 1e4)
+    sv = lambda A: torch.linalg.matrix_norm(A, ord=2)
+    f = 3 / 4
+    torch.testing.assert_close(sv(M["T1"]), f * torch.sin(th) / (2 * math.pi ** 2), rtol=2e-3, atol=0)
+    torch.testing.assert_close(sv(M["T2"]), f * torch.sin(th) / (2 * math.pi ** 2), rtol=2e-3, atol=0)
+    torch.testing.assert_close(sv(M["T4"]), f * torch.sin(th / 2) ** 2 / math.pi ** 2, rtol=2e-3, atol=0)
+
+
+def test_close_patches_descent_records_the_run():
+    """A constant step reproduces the plain loop with close_patches_gradient; the recorded moments are those of
+    close_patches_moments_at at the iterates; a run stops once within tol."""
+    w0 = torch.tensor([[0.5, 0.8], [1.3, -0.4]], dtype=f64)
+    run = theory.close_patches_descent(w0, E1, 5, 1e-3, 0.05, base_sigma=0.5, steps=5)
+    w = w0.clone()
+    for t in range(5):
+        torch.testing.assert_close(run["w"][t], w, rtol=0, atol=1e-14)
+        w = w - 0.05 * theory.close_patches_gradient(w, E1, 5, 1e-3, base_sigma=0.5)
+    torch.testing.assert_close(run["w"][5], w, rtol=0, atol=1e-14)
+    M = theory.close_patches_moments_at(run["w"][3], E1, 5, 1e-3, base_sigma=0.5)
+    for key in ("pos", "neg", "T1", "T1p", "T2", "T4"):
+        torch.testing.assert_close(run["moments"][key][3], M[key], rtol=0, atol=1e-14)
+    assert run["eta"].shape == (5, 2) and bool(run["active"].all())
+    near = torch.tensor([[1.0 + 1e-3, 0.0], [0.5, 0.8]], dtype=f64)
+    run = theory.close_patches_descent(near, E1, 5, 1e-3, 0.05, base_sigma=0.5, steps=3, tol=1e-2)
+    assert run["active"][:, 0].tolist() == [False] * 3 and float(run["eta"][:, 0].abs().max()) == 0.0
+    torch.testing.assert_close(run["w"][-1, 0], near[0], rtol=0, atol=0)
+
+
+def test_conv_step_schedule_is_the_running_minimum_of_the_cap():
+    phis = torch.tensor([1e-3, 0.1, 0.5, 1.0], dtype=f64)
+    gam = torch.tensor([0.10, 0.09, 0.06, 0.05], dtype=f64)
+    L = torch.tensor([0.40, 0.30, 0.38, 0.35], dtype=f64)
+    schedule = theory.conv_step_schedule(phis, gam, L, 0.1, 0.005)
+    caps = theory.conv_step_cap(gam, L, 0.1, 0.005)
+    got = schedule(torch.tensor([0.0, 1e-3, 0.05, 0.3, 0.5, 1.0], dtype=f64))
+    expected = [caps[0], caps[0], min(caps[:2]), min(caps[:3]), min(caps[:3]), min(caps)]
+    torch.testing.assert_close(got, torch.stack(expected))
+    with pytest.raises(ValueError, match="beyond the grid"):
+        schedule(torch.tensor([1.1], dtype=f64))
+    with pytest.raises(ValueError, match="gamma must exceed 6·L_cross"):
+        theory.conv_step_schedule(phis, gam, L, 0.1, 0.01)
+    with pytest.raises(ValueError, match="increasing"):
+        theory.conv_step_schedule(phis.flip(0), gam, L, 0.1, 0.005)
+    with pytest.raises(ValueError, match="shape of phis"):
+        theory.conv_step_schedule(phis, gam[:3], L, 0.1, 0.005)
+
+
+def test_conv_proof_terms_decompose_the_inner_product():
+    """⟨∇ℓ, u⟩ = uᵀpos u + dropped + cross with ∇ℓ the four-region gradient on a sample; the dropped terms are
+    non-negative (a per-input property), the paper's bound cross ≥ −cross_bound holds when ‖u‖ ≤ ‖w*‖, and θ is
+    accurate at tiny angles."""
+    Z = distributions.close_patches(20_000, 5, 0.1, seed=8, dtype=f64)
+    W = torch.tensor([[0.5, 0.8], [1.2, -0.3], [0.3, 0.1]], dtype=f64)
+    M = theory.conv_moments(W, E1, Z)
+    T = theory.conv_proof_terms(W, E1, M)
+    g = theory.four_region_gradient(W, E1, Z)
+    u = W - E1
+    torch.testing.assert_close(T["inner"], (g * u).sum(1), rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(T["inner"], T["quadratic"] + T["dropped"] + T["cross"], rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(T["gradient_norm"], g.norm(dim=1), rtol=1e-12, atol=1e-15)
+    assert bool((T["dropped"] >= 0).all()) and bool((T["cross"] >= -T["cross_bound"]).all())
+    torch.testing.assert_close(T["theta"], torch.atan2(W[:, 1], W[:, 0]).abs(), rtol=1e-14, atol=0)
+    tiny = torch.tensor([[1.0, 3e-9]], dtype=f64)
+    T = theory.conv_proof_terms(tiny, E1, theory.close_patches_moments_at(tiny, E1, 5, 1e-4))
+    assert abs(float(T["theta"][0]) / 3e-9 - 1) < 1e-12
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: theory.close_patches_moments_at(torch.ones(3, dtype=f64), E1, 5, 0.1), ValueError, "w"),
+    (lambda: theory.close_patches_moments_at(torch.zeros(2, dtype=f64), E1, 5, 0.1), ValueError, "w"),
+    (lambda: theory.close_patches_moments_at(E1, torch.zeros(2, dtype=f64), 5, 0.1), ValueError, "w_star"),
+    (lambda: theory.close_patches_gradient(E1, E1, 0, 0.1), ValueError, "k"),
+    (lambda: theory.close_patches_gradient(E1, E1, 5, -0.1), ValueError, "sigma2"),
+    (lambda: theory.close_patches_moments_at(E1, E1, 5, 0.1, base_sigma=0.0), ValueError, "base_sigma"),
+    (lambda: theory.close_patches_descent(E1, E1, 5, 0.1, -1.0), ValueError, "eta"),
+    (lambda: theory.close_patches_descent(E1, E1, 5, 0.1, 0.1, tol=-1.0), ValueError, "tol"),
+])
+def test_close_patches_bad_input_names_the_parameter(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_theorem_4_1_proof_holds_along_a_population_run():
+    """Where the condition holds (base σ = 0.5, σ² = 10⁻⁴), every inequality of the proof holds at each of the
+    first steps of population gradient descent with the theorem's largest step, from the start of Figure 3 and two
+    others; the pairs have one entry per step and run."""
+    base, s2 = 0.5, 1e-4
+    w0 = torch.tensor([[0.5, 0.8], [1.6, -0.5], [0.4, 0.3]], dtype=f64)
+    phi0 = float(theory.phi_t(w0, E1).max())
+    grid = torch.cat([torch.logspace(-8, -1.5, 12, dtype=f64), torch.linspace(0.04, phi0, 40, dtype=f64)])
+    W = torch.stack([torch.cos(grid), torch.sin(grid)], 1)
+    eig = torch.linalg.eigvalsh(theory.close_patches_moments_at(W, E1, 5, s2, base_sigma=base)["pos"])
+    beta, Lx = theory.close_patches_beta(5, s2, base), theory.close_patches_L_cross(5, s2, base)
+    schedule = theory.conv_step_schedule(grid, eig[:, 0], eig[:, 1], beta, Lx)
+    run = theory.close_patches_descent(w0, E1, 5, s2, schedule, base_sigma=base, steps=6)
+    checks = theory.conv_proof_checks(run, E1, grid, eig[:, 0], eig[:, 1], beta, Lx)
+    assert set(checks) == {"dropped", "quadratic", "cross", "assumption", "angle", "inner", "gradient", "contraction"}
+    for name, (small, large) in checks.items():
+        assert small.shape == large.shape == (18,), name
+        assert bool((small <= large + 1e-12 * large.abs()).all()), name
+    u = (run["w"] - E1).norm(dim=-1)
+    torch.testing.assert_close(checks["contraction"][0], (u[1:] ** 2).reshape(-1), rtol=0, atol=0)

@@ -1,7 +1,8 @@
 """The formulas of Theorems 3.2, 4.1 and 4.2: the step-size cap, the contraction factor and the iteration count of
 gradient descent, given the constants γ, L, β (and L_cross) estimated by :mod:`filterlib.theory.estimators`
-or taken from :mod:`filterlib.theory.closed_forms`; φ_t, the angle bound of Theorem 3.2; and, for stochastic
-gradient descent, φ*, the step, the iteration count and the failure bound of Theorem 4.2.
+or taken from :mod:`filterlib.theory.closed_forms` or :mod:`filterlib.theory.quadrature`; φ_t, the angle bound
+of Theorem 3.2; Theorem 4.1's largest step as a schedule and the inequalities of its proof along a run; and, for
+stochastic gradient descent, φ*, the step, the iteration count and the failure bound of Theorem 4.2.
 
 Arguments are numbers (the result is a float) or broadcastable tensors (the result is a tensor); each is
 checked by :func:`filterlib._validate.numbers`.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from .. import _validate as v
@@ -215,3 +217,131 @@ def sgd_failure_bound(eta, T, gamma, L_cross, B, r0, eps, w_star_norm=1.0):
         raise ValueError("eta is too large: the bound needs 2·eta·(gamma − 6·L_cross) ≤ 1")
     mean_square = (1 - 2 * a["eta"] * kappa) ** a["T"] * a["r0"] ** 2 + a["eta"] * a["B"] ** 2 / (2 * kappa)
     return _finish(mean_square / (a["eps"] * a["w_star_norm"]) ** 2, plain, "the arguments")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Theorem 4.1 along a run: the step schedule and the inequalities of the proof
+
+
+def conv_step_schedule(phis, gamma, L, beta, L_cross):
+    """Theorem 4.1's largest step as a function of φ_t, read on a grid: the callable φ_t ↦ η_t = min of
+    :func:`conv_step_cap` over the grid angles up to the first one ≥ φ_t (a grid version of min_{0≤φ≤φ_t}, never
+    larger than the cap at φ_t's grid neighbour; it misses only the part of [0, φ_t] below the grid's first angle,
+    so start the grid near 0). Pass it as ``eta`` to :func:`filterlib.theory.close_patches_descent`. Defined in
+    chapters/conv_model.md.
+
+    ``phis`` an increasing 1-D array of angles in (0, π]; ``gamma`` and ``L`` the constants at those angles (same
+    length); ``beta`` and ``L_cross`` numbers. Raises ValueError naming gamma and L_cross if γ ≤ 6L_cross at a grid
+    angle (end the grid at φ₀, where the theorem needs γ(φ₀) > 6L_cross). The callable takes an (R,) tensor of
+    angles and returns an (R,) float64 tensor; it raises ValueError for an angle beyond the grid.
+    """
+    grid, _ = v.angles(phis, "phis", dtype=torch.float64, open_low=True)
+    if grid.numel() > 1 and bool((grid[1:] <= grid[:-1]).any()):
+        raise ValueError("phis must be increasing")
+    a, _ = v.numbers(gamma=(gamma, 0.0, False), L=(L, 0.0, False))
+    if a["gamma"].shape != grid.shape or a["L"].shape != grid.shape:
+        raise ValueError(f"gamma and L must have the shape of phis {tuple(grid.shape)}, got "
+                         f"{tuple(a['gamma'].shape)} and {tuple(a['L'].shape)}")
+    caps = conv_step_cap(a["gamma"].to(torch.float64), a["L"].to(torch.float64), float(beta), float(L_cross))
+    running_min = torch.cummin(caps, dim=0).values
+
+    def schedule(phi_t):
+        t = torch.as_tensor(phi_t, dtype=torch.float64)
+        if bool((t > grid[-1]).any()):
+            raise ValueError(f"phi_t = {t.max().item():.6g} lies beyond the grid (largest angle "
+                             f"{grid[-1].item():.6g}): Theorem 4.1 gives no step there")
+        return running_min[torch.searchsorted(grid, t)]
+
+    return schedule
+
+
+def conv_proof_terms(w, w_star, moments) -> dict:
+    """The quantities of Theorem 4.1's proof at filters ``w`` (u = w − w*), from the moments at w (a dict with
+    "pos", "neg", "T1", "T1p", "T2", "T4", as from :func:`filterlib.theory.conv_moments`,
+    :func:`filterlib.theory.close_patches_moments_at` or :func:`filterlib.theory.close_patches_descent`). Defined in
+    chapters/conv_model.md.
+
+    With ∇ℓ = pos·u + (T1 + T1p + neg)·w − (T2 + T1p + T4)·w* (:func:`filterlib.theory.four_region_gradient`):
+
+    * ``"inner"`` = ⟨∇ℓ, u⟩ = ``"quadratic"`` + ``"dropped"`` + ``"cross"``, where ``"quadratic"`` = uᵀ pos u,
+      ``"dropped"`` = uᵀ(T1p + neg)w (the two terms the proof drops as non-negative) and ``"cross"`` =
+      uᵀT1 w − uᵀ(T2 + T1p + T4)w*;
+    * ``"cross_bound"`` = (2‖T1‖ + ‖T2‖ + ‖T1p‖ + ‖T4‖)‖u‖‖w*‖, the proof's bound cross ≥ −cross_bound (Cauchy–
+      Schwarz and ‖u‖ ≤ ‖w*‖), and ``"cross_sum"`` = ‖T1‖ + ‖T2‖ + ‖T4‖ (spectral norms), the left side of
+      Assumption 4.2 at θ;
+    * ``"gradient_norm"`` = ‖∇ℓ‖, ``"u_norm"`` = ‖u‖, ``"theta"`` = θ(w, w*) in [0, π].
+
+    ``w`` (..., p) with the moments (..., p, p); returns float64 tensors of shape w.shape[:-1].
+    """
+    w = v.tensor(w, "w", dtype=torch.float64)
+    w_star = v.vector(w_star, "w_star", p=w.shape[-1], nonzero=True).to(torch.float64)
+    M = {key: v.tensor(moments[key], f"moments['{key}']", dtype=torch.float64)
+         for key in ("pos", "neg", "T1", "T1p", "T2", "T4")}
+    u = w - w_star
+    s = w_star.expand_as(w)
+    mv = lambda A, x: (A @ x[..., None])[..., 0]
+    dot = lambda x, y: (x * y).sum(-1)
+    sv = lambda A: torch.linalg.matrix_norm(A, ord=2)
+    quadratic = dot(u, mv(M["pos"], u))
+    dropped = dot(u, mv(M["T1p"] + M["neg"], w))
+    cross = dot(u, mv(M["T1"], w)) - dot(u, mv(M["T2"] + M["T1p"] + M["T4"], s))
+    gradient = mv(M["pos"], u) + mv(M["T1"] + M["T1p"] + M["neg"], w) - mv(M["T2"] + M["T1p"] + M["T4"], s)
+    u_norm = u.norm(dim=-1)
+    s_hat = s / w_star.norm()
+    along = dot(w, s_hat)
+    theta = torch.atan2((w - along[..., None] * s_hat).norm(dim=-1), along)     # accurate for tiny angles
+    return {"inner": dot(gradient, u), "quadratic": quadratic, "dropped": dropped, "cross": cross,
+            "cross_bound": (2 * sv(M["T1"]) + sv(M["T2"]) + sv(M["T1p"]) + sv(M["T4"])) * u_norm * w_star.norm(),
+            "cross_sum": sv(M["T1"]) + sv(M["T2"]) + sv(M["T4"]),
+            "gradient_norm": gradient.norm(dim=-1), "u_norm": u_norm, "theta": theta}
+
+
+def conv_proof_checks(run, w_star, phis, gamma, L, beta, L_cross) -> dict:
+    """The inequalities of Theorem 4.1's proof along a run of :func:`filterlib.theory.close_patches_descent`, each
+    as a pair (smaller, larger) of 1-D float64 tensors over the steps taken (every t and run r with
+    run["active"]): the proof needs smaller ≤ larger at every step. Defined in chapters/conv_model.md.
+
+    With u = w_t − w*, θ_t = θ(w_t, w*), φ_t = arcsin(‖u‖/‖w*‖), m_t = γ(φ_t) − 6L_cross and the terms of
+    :func:`conv_proof_terms`:
+
+    * ``"dropped"``: 0 ≤ uᵀ(T1ᵀ + E[Z_S(w,−w*) Z_S(w,−w*)ᵀ])w (the dropped terms);
+    * ``"quadratic"``: γ(φ_t)‖u‖² ≤ uᵀ E[Z_S(w,w*) Z_S(w,w*)ᵀ] u;
+    * ``"cross"``: −(2‖T1‖ + ‖T2‖ + ‖T1ᵀ‖ + ‖T4‖)‖u‖‖w*‖ ≤ the cross terms;
+    * ``"assumption"``: (3‖T1‖ + ‖T2‖ + ‖T4‖)‖u‖‖w*‖ ≤ 3L_cross θ_t ‖u‖‖w*‖ (Assumption 4.2 at θ_t);
+    * ``"angle"``: θ_t‖w*‖ ≤ 2‖u‖;
+    * ``"inner"``: m_t‖u‖² ≤ ⟨∇ℓ, u⟩;
+    * ``"gradient"``: ‖∇ℓ‖ ≤ (L(φ_t) + 10L_cross + 4β)‖u‖;
+    * ``"contraction"``: ‖u_{t+1}‖² ≤ (1 − η_t m_t/2)‖u_t‖² (the theorem's conclusion).
+
+    ``phis`` (increasing), ``gamma`` and ``L``: the constants on a grid of angles covering the run's φ_t, read
+    off by linear interpolation (so ``"quadratic"``, ``"inner"``, ``"gradient"`` and ``"contraction"`` carry
+    the interpolation's error); ``beta`` and ``L_cross``: numbers.
+    """
+    grid = v.tensor(phis, "phis", ndim=1, dtype=torch.float64)
+    gam = v.tensor(gamma, "gamma", ndim=1, dtype=torch.float64)
+    L_ = v.tensor(L, "L", ndim=1, dtype=torch.float64)
+    if not (grid.shape == gam.shape == L_.shape):
+        raise ValueError(f"phis, gamma and L must have one shape, got {tuple(grid.shape)}, {tuple(gam.shape)} "
+                         f"and {tuple(L_.shape)}")
+    a, _ = v.numbers(beta=(beta, 0.0, False), L_cross=(L_cross, 0.0, False))
+    beta, L_cross = float(a["beta"]), float(a["L_cross"])
+    w_star = v.vector(w_star, "w_star", nonzero=True).to(torch.float64)
+    w = run["w"].to(torch.float64)
+    terms = conv_proof_terms(w[:-1], w_star, run["moments"])
+    active = run["active"]
+    scale = float(w_star.norm())
+    u, th = terms["u_norm"], terms["theta"]
+    phi_t = torch.arcsin((u / scale).clamp(max=1.0))
+    read = lambda values: torch.from_numpy(np.interp(phi_t.numpy(), grid.numpy(), values.numpy()))
+    gam_t, L_t = read(gam), read(L_)
+    m_t = gam_t - 6 * L_cross
+    u_next = (w[1:] - w_star).norm(dim=-1)
+    pairs = {"dropped": (torch.zeros_like(u), terms["dropped"]),
+             "quadratic": (gam_t * u ** 2, terms["quadratic"]),
+             "cross": (-terms["cross_bound"], terms["cross"]),
+             "assumption": (terms["cross_bound"], 3 * L_cross * th * u * scale),
+             "angle": (th * scale, 2 * u),
+             "inner": (m_t * u ** 2, terms["inner"]),
+             "gradient": (terms["gradient_norm"], (L_t + 10 * L_cross + 4 * beta) * u),
+             "contraction": (u_next ** 2, (1 - run["eta"] * m_t / 2) * u ** 2)}
+    return {name: (small[active], large[active]) for name, (small, large) in pairs.items()}
