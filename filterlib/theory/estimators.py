@@ -293,7 +293,8 @@ def L_cross(Z, w_star, phis=None, *, n_directions: int = 64, seed: int = 0, retu
     in chapters/conv_model.md.
 
     ``phis`` defaults to :func:`default_cross_grid` (8 small angles from ≈ 0.002 rad, then π/32, …, π/2), because
-    for close patches the supremum is approached as φ → 0 (see there); pass ``default_beta_grid()`` to reproduce a
+    for close patches the supremum can be approached as φ → 0 (see there; it can also be reached at an interior
+    angle, so the grid needs both ends); pass ``default_beta_grid()`` to reproduce a
     grid that starts at π/32, which gives a much smaller value for close patches. The ratio's noise is amplified
     by 1/φ at small φ. Returns a 0-d tensor (and its error bar with ``return_se``, which includes the selection
     over the grid). L_cross = 0 when all patches of every input are equal (and for k = 1).
@@ -319,7 +320,10 @@ def default_cross_grid(q_small: int = 8, q: int = 16, *, smallest: float = 2.0 *
     (π/(2q), …, π/2); 24 angles by default. Defined in chapters/conv_model.md.
 
     Why the small angles: Assumption 4.2 must hold at every φ (Theorem 4.1's proof uses it at θ(w_t, w*) → 0), and
-    for close patches cross_sum(φ)/φ is largest as φ → 0. There it tends to a limit set by the mass near w*'s
+    for close patches cross_sum(φ)/φ can be largest as φ → 0: on the paper's law (base σ = 1, k = 5) it is for
+    σ² ≤ 1, while for σ² = 2 and 10 the supremum sits at φ ≈ 0.50 and 0.67 rad, and for base σ = 0.5 with
+    σ² ≥ 10⁻³ near 1.4 rad (computed by :func:`filterlib.theory.close_patches_L_cross`; chapters/conv_model.md).
+    As φ → 0 it tends to a limit set by the mass near w*'s
     decision boundary that does not vanish as the patches get closer: once φ is below the patches' spread, a
     patch in the thin wedge S(w, −w*) has neighbours on both sides of the boundary. On the close-patches law
     (k = 5, σ² = 10⁻⁴) the ratio is ≈ 0.0067 at π/32 but ≈ 0.05 below 0.003 rad; a grid starting at π/32 misses
