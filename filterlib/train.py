@@ -125,6 +125,27 @@ def two_stage_step(eta_small: float, eta_large: float, loss: Callable, w_star, *
     return rule
 
 
+def sample_loss(Z) -> Callable:
+    """The empirical loss ℓ̂(w) = ½ mean_n (f(w, Z_n) − f(w*, Z_n))² on the fixed sample ``Z`` (n, k, p), as a function
+    ``loss(w, w_star)`` of one filter (p,) or R filters (R, p), returning a scalar or shape (R,).
+
+    For step rules that read the loss at every step, such as :func:`two_stage_step` on a sample: it is the loss that
+    :func:`gradient_descent` records, computed by the same fused kernel pass (chapters/performance.md), with the
+    teacher outputs f(w*, Z) computed once for each w*. It equals :func:`filterlib.loss` to rounding and is much
+    faster per call. Defined in chapters/rate.md (the warm-up learning rate after Theorem 3.2).
+    """
+    Z = v.tensor(Z, "Z", ndim=3)
+    teacher = {}
+
+    def loss(w, w_star):
+        w = v.filters(w, "w", like=Z, of=" (the patch size of Z)")
+        w_star = v.vector(w_star, "w_star", like=Z)
+        if "w_star" not in teacher or not torch.equal(teacher["w_star"], w_star):
+            teacher["w_star"], teacher["f_star"] = w_star.clone(), kernel.labels(w_star, Z)
+        return kernel.loss_and_gradient(w, Z, teacher["f_star"])[0]
+    return loss
+
+
 class Recorder:
     """Keeps the recorded rows on the run's device and copies them to the CPU once, at the end: the recorder of
     every training loop here (chapters/gd_gaussian.md), whose deferred checks chapters/performance.md explains.

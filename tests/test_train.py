@@ -177,6 +177,26 @@ def test_two_stage_step_switches_per_run_once(problem):
     assert h.relative_distance[-1].max() < 1e-8
 
 
+def test_sample_loss_is_the_recorded_loss_and_drives_the_warm_up(problem):
+    Z, w_star, w0 = problem
+    loss = fl.train.sample_loss(Z)
+    # the loss gradient descent records at its start, bit for bit, and fl.loss to rounding
+    recorded = fl.gradient_descent(w0, w_star, Z, eta=0.5, steps=0).loss[0]
+    assert np.array_equal(loss(w0, w_star).numpy(), recorded)
+    torch.testing.assert_close(loss(w0, w_star), fl.loss(w0, w_star, Z), rtol=1e-12, atol=0)
+    torch.testing.assert_close(loss(w0[1], w_star), fl.loss(w0[1], w_star, Z), rtol=1e-12, atol=0)
+    # a new teacher: its outputs are computed afresh; at w = w* the loss is exactly 0
+    torch.testing.assert_close(loss(w0, -w_star), fl.loss(w0, -w_star, Z), rtol=1e-12, atol=0)
+    assert float(loss(w_star, w_star)) == 0.0
+    # the same warm-up run as with fl.loss
+    slow = lambda w, ws: fl.loss(w, ws, Z)  # noqa: E731
+    runs = [fl.gradient_descent(w0, w_star, Z, eta=fl.train.two_stage_step(0.5, 2.5, f, w_star), steps=60)
+            for f in (loss, slow)]
+    np.testing.assert_allclose(runs[0].distance, runs[1].distance, rtol=1e-10, atol=1e-14)
+    with pytest.raises(ValueError, match="w"):
+        loss(torch.zeros(3, dtype=f64), w_star)
+
+
 def test_population_gd_on_a_quadratic():
     w_star = torch.tensor([1.0, 2.0], dtype=f64)
     loss = lambda w, ws: 0.5 * ((w - ws) ** 2).sum(-1)  # noqa: E731
