@@ -361,12 +361,12 @@ def step_alternatives(x, w0, w_star, eta, steps: int) -> dict:
         coef = (pre >= 0) * ((f - y[i]) / (k * B))[:, :, None]
         return w - eta * torch.bmm(coef.view(R, 1, B * k), Zb).view(R, 25)
 
-    partial = image_sgd._make_partial(geo)
+    partial = image_sgd.make_gradient_sums(geo)
 
     def slices(w, i):                                              # the step of sgd_images, eager, one call
         return w - eta / (k * B) * partial(w, i, flat, y, valid)
 
-    omp = torch.compile(image_sgd._make_partial(geo), dynamic=False, fullgraph=True)
+    omp = torch.compile(image_sgd.make_gradient_sums(geo), dynamic=False, fullgraph=True)
 
     def compiled_omp(w, i):                                        # compiled, OpenMP threads inside the kernel
         return w - eta / (k * B) * omp(w, i, flat, y, valid)

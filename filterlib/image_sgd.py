@@ -72,10 +72,11 @@ def geometry(height: int, width: int, size: int, stride: int) -> dict:
             "offsets": tuple(width * u + c for u in range(size) for c in range(size))}
 
 
-def _make_partial(geo: dict):
+def make_gradient_sums(geo: dict):
     """The gradient sums of one part of the minibatches, for one geometry: (w (R, p), idx (R, b), images (N, H·W),
     labels (N,), valid (span,)) -> Σ_b (f(w_r, X_b) − y_b) G_b, shape (R, p), unnormalised (see the module's
-    docstring). Plain tensor code, compiled or run eagerly."""
+    docstring). Plain tensor code, compiled or run eagerly, behind :func:`sgd_images` (chapters/mnist.md);
+    benchmarks/bench.py times it against the alternatives."""
     offsets, span, s, k = geo["offsets"], geo["span"], geo["stride"], geo["k"]
     last = s * (span - 1) + 1
 
@@ -181,7 +182,7 @@ def parallel_map(fn, count: int) -> list:
         for q in todo:
             out[q] = fn(q)
     threads = min(torch.get_num_threads(), count)
-    jobs = [kernel._pool(threads - 1).submit(work) for _ in range(threads - 1)]
+    jobs = [kernel.worker_pool(threads - 1).submit(work) for _ in range(threads - 1)]
     try:
         with _threads(1):
             work()
@@ -194,7 +195,8 @@ def parallel_map(fn, count: int) -> list:
 def parts_of(batch: int, device: torch.device) -> int:
     """Into how many equal parts a minibatch of ``batch`` images is split: on the CPU, ``BATCH_PARTS`` (or the
     largest divisor of ``batch`` below it), computed by up to that many threads, each single-threaded; on a GPU,
-    one. The count depends on the batch only, not on the number of threads, so the results do not either."""
+    one. The count depends on the batch only, not on the number of threads, so the results do not either. Used by
+    :func:`sgd_images` (chapters/mnist.md)."""
     if device.type != "cpu":
         return 1
     return max(q for q in range(1, BATCH_PARTS + 1) if batch % q == 0)
@@ -208,7 +210,7 @@ class _Stepper:
         self.data, self.geo = data, geo
         self.parts = parts_of(batch, w.device)
         self.scale = eta / (geo["k"] * batch)                              # (R, 1): η/(kB)
-        self.fn, self.compiled, self.reason, self.graph = _make_partial(geo), False, None, None
+        self.fn, self.compiled, self.reason, self.graph = make_gradient_sums(geo), False, None, None
         if want_compile:
             self._compile(key, w, batch // self.parts)
         if want_graph and w.device.type == "cuda":
@@ -223,7 +225,7 @@ class _Stepper:
             fn = _STEPS.get(key)
             if fn is None:                                                  # on the CPU: C++ wrapper (it releases
                 options = {"cpp_wrapper": True} if cpu else None            # the GIL), single-threaded code
-                fn = torch.compile(_make_partial(self.geo), dynamic=False, fullgraph=True, options=options)
+                fn = torch.compile(make_gradient_sums(self.geo), dynamic=False, fullgraph=True, options=options)
             idx = torch.arange(w.shape[0] * size, device=w.device).remainder(self.data[0].shape[0])
             idx = idx.reshape(w.shape[0], size)
             with _threads(1) if cpu else nullcontext():
@@ -325,8 +327,47 @@ def sgd_images(w0, w_star, images, *, eta, steps: int, batch_size: int = 64, fil
     if the monitored loss becomes non-finite.
     """
     start = time.perf_counter()
+    images, w, w_star, size, stride, single = _checked(w0, w_star, images, filter_size, stride)
+    steps = v.nonneg_int(steps, "steps")
+    batch = v.positive_int(batch_size, "batch_size")
+    record_every = v.positive_int(record_every if record_every is not None else max(1, steps // 100),
+                                  "record_every")
+    replacement, trajectory = v.flag(replacement, "replacement"), v.flag(trajectory, "trajectory")
+    want_compile = compile_enabled() if compile is None else v.flag(compile, "compile")
+    want_graph = True if cuda_graph is None else v.flag(cuda_graph, "cuda_graph")
+    show = config.progress_enabled() if progress is None else v.flag(progress, "progress")
+    if generator is None:
+        if seed is None:
+            rng.resolve_generator(None, None)                               # raises: a seed or a generator
+        g = rng.generator(seed, "cpu")
+    else:
+        g = rng.resolve_generator(generator, seed)
+    (N, H, W), R = images.shape, w.shape[0]
+    eta_t = _eta(eta, R, w)
+    mon = _monitor(monitor, images)
+
+    geo = geometry(H, W, size, stride)
+    flat = images.reshape(N, H * W).contiguous()
+    data = (flat, labels(w_star, flat, geo), geo["valid"].to(dtype=images.dtype, device=images.device))
+    key = (H, W, size, stride, R, batch // parts_of(batch, images.device), images.dtype, str(images.device))
+    stepper = _Stepper(geo, key, w, eta_t, batch, data, want_compile, want_graph)
+    Z_mon = torch.cat(parallel_map(lambda c: patches(mon[c * EVAL_CHUNK:(c + 1) * EVAL_CHUNK], size, stride),
+                                   -(-mon.shape[0] // EVAL_CHUNK)))                 # (M, k, p), once
+    batches = _Batches(N, R, batch, stepper.parts, replacement, g, images.device)
+    rec = Recorder(w_star, steps, record_every, trajectory, single)
+    w = _train(w, w_star, stepper, batches, rec, Z_mon, steps, show)
+    meta = {"method": "sgd_images", "steps": steps, "batch_size": batch, "n_images": N, "epochs": steps * batch / N,
+            "sampling": "with replacement" if replacement else "per-epoch permutations", "filter_size": size,
+            "stride": stride, "eta": eta_t[:, 0].tolist(), "monitor_size": mon.shape[0],
+            "monitor_label_mean": float(kernel.residual_pass(w_star[None], w_star, Z_mon)[1].double().mean()),
+            "compiled": stepper.compiled, "cuda_graph": stepper.graph is not None,
+            "fallback_reason": stepper.reason, "seconds": time.perf_counter() - start}
+    return rec.history(w, meta)
+
+
+def _checked(w0, w_star, images, filter_size, stride):
     images = v.tensor(images, "images", ndim=3)
-    N, H, W = images.shape
+    H, W = images.shape[1:]
     size = v.positive_int(filter_size, "filter_size")
     if size > min(H, W):
         raise ValueError(f"filter_size must be at most the image size {H}×{W}, got {size}")
@@ -338,41 +379,15 @@ def sgd_images(w0, w_star, images, *, eta, steps: int, batch_size: int = 64, fil
     v.same_float(w_star, images, "w_star", "images")
     v.nonzero_rows(w0, "w0")
     v.nonzero_rows(w_star, "w_star")
-    steps = v.nonneg_int(steps, "steps")
-    batch = v.positive_int(batch_size, "batch_size")
-    record_every = v.positive_int(record_every if record_every is not None else max(1, steps // 100),
-                                  "record_every")
-    replacement, trajectory = v.flag(replacement, "replacement"), v.flag(trajectory, "trajectory")
-    want_compile = compile_enabled() if compile is None else v.flag(compile, "compile")
-    want_graph = True if cuda_graph is None else v.flag(cuda_graph, "cuda_graph")
-    if generator is None:
-        if seed is None:
-            rng.resolve_generator(None, None)                               # raises: a seed or a generator
-        g = rng.generator(seed, "cpu")
-    else:
-        g = rng.resolve_generator(generator, seed)
     single = w0.dim() == 1
     w = (w0.unsqueeze(0) if single else w0).detach().clone()
-    R = w.shape[0]
-    eta_t = _eta(eta, R, w)
-    mon = _monitor(monitor, images)
+    return images, w, w_star, size, stride, single
 
-    geo = geometry(H, W, size, stride)
-    flat = images.reshape(N, H * W).contiguous()
-    y = labels(w_star, flat, geo)
-    valid = geo["valid"].to(dtype=images.dtype, device=images.device)
-    key = (H, W, size, stride, R, batch // parts_of(batch, images.device), images.dtype, str(images.device))
-    stepper = _Stepper(geo, key, w, eta_t, batch, (flat, y, valid), want_compile, want_graph)
 
-    Z_mon = torch.cat(parallel_map(lambda c: patches(mon[c * EVAL_CHUNK:(c + 1) * EVAL_CHUNK], size, stride),
-                                   -(-mon.shape[0] // EVAL_CHUNK)))                 # (M, k, p), once
-
-    def monitor_loss(w):                                                    # ½ mean (f(w, X) − y)² on the monitor
+def _train(w, w_star, stepper, batches, rec, Z_mon, steps, show):
+    """The loop: records (the loss ½ mean (f(w, X) − y)² on the monitor's patches) and blocks of steps."""
+    def monitor_loss(w):
         return kernel.residual_pass(w, w_star, Z_mon)[0] / (2 * Z_mon.shape[0])
-
-    batches = _Batches(N, R, batch, stepper.parts, replacement, g, images.device)
-    rec = Recorder(w_star, steps, record_every, trajectory, single)
-    show = config.progress_enabled() if progress is None else v.flag(progress, "progress")
     bar = None
     if show:
         from tqdm.auto import tqdm
@@ -381,7 +396,7 @@ def sgd_images(w0, w_star, images, *, eta, steps: int, batch_size: int = 64, fil
     while t < steps:
         if rec.due(t):
             rec.add(t, w, monitor_loss(w))
-        n = min(steps - t, record_every - t % record_every)                 # up to the next record
+        n = min(steps - t, rec.record_every - t % rec.record_every)         # up to the next record
         done = 0
         while done < n:
             if used == DRAW_BLOCK:
@@ -397,10 +412,4 @@ def sgd_images(w0, w_star, images, *, eta, steps: int, batch_size: int = 64, fil
     rec.add(steps, w, monitor_loss(w))
     if w.device.type == "cuda":
         torch.cuda.synchronize(w.device)
-    meta = {"method": "sgd_images", "steps": steps, "batch_size": batch, "n_images": N, "epochs": steps * batch / N,
-            "sampling": "with replacement" if replacement else "per-epoch permutations", "filter_size": size,
-            "stride": stride, "eta": eta_t[:, 0].tolist(), "monitor_size": mon.shape[0],
-            "monitor_label_mean": float(kernel.residual_pass(w_star[None], w_star, Z_mon)[1].double().mean()), "compiled": stepper.compiled,
-            "cuda_graph": stepper.graph is not None, "fallback_reason": stepper.reason,
-            "seconds": time.perf_counter() - start}
-    return rec.history(w, meta)
+    return w
