@@ -15,13 +15,22 @@ computed too and masked out. The gradient of the per-run loss ℓ_r = (1/2B) Σ_
     ∇ℓ_r = (1/(kB)) Σ_b (f(w_r, X_b) − y_b) G_b,   G_b = Σ_t 1{w_rᵀZ_t ≥ 0} Z_t(X_b)   (a p-vector),
 
 with the paper's indicator 1{· ≥ 0}, and G_b is again p masked sums of the same shifted slices. The minibatch
-is gathered from the flat images by index inside the step, and the whole step (gather, p shifted products,
-mask, outputs, the p sums of G, the update) is one function that ``torch.compile`` turns into a few fused
-loops over data that stay in the cache (benchmarks/bench.py measures it against the alternatives: plain tensor
-code, grouped conv2d with its backward, an unfolded patch tensor and the patch path of :func:`filterlib.sgd`).
+is gathered from the flat images by index inside the step, and the gradient sums of a step (gather, p shifted
+products, mask, outputs, the p sums of G) are one function, :func:`make_gradient_sums`, that ``torch.compile``
+turns into a few fused loops over data that stay in the cache. benchmarks/bench.py measures it against the
+alternatives (plain tensor code, grouped conv2d with its backward, an unfolded patch tensor, the patch path of
+:func:`filterlib.sgd`, and the same step compiled with OpenMP threads inside).
+
+Threads. On the CPU each minibatch is cut into ``BATCH_PARTS`` equal parts, and the parts' gradient sums are
+computed by the threads of :func:`filterlib.kernel.worker_pool`, each single-threaded (the step is compiled with
+a C++ wrapper that releases the GIL); the parts are then added in a fixed order. A core busy with another
+process then slows a step down by its share only, where OpenMP threads inside one kernel wait for each other at
+every barrier. The split depends on the batch size only, so the numbers do not depend on the thread count.
+
 Where compilation is not available (no C++ compiler, an old torch) the same function runs eagerly, with the
-same numbers up to rounding; ``compile=False`` or ``FILTERLIB_COMPILE=0`` asks for that. On a GPU a block of
-steps is also captured as a CUDA graph and replayed, so that the steps are not limited by kernel launches.
+same numbers up to rounding and a warning; ``compile=False`` or ``FILTERLIB_COMPILE=0`` asks for that. On a GPU
+the minibatch is not split, and blocks of ``GRAPH_STEPS`` steps are captured as a CUDA graph and replayed, so
+that the steps are not limited by kernel launches.
 """
 from __future__ import annotations
 
