@@ -323,7 +323,6 @@ def step_alternatives(x, w0, w_star, eta, steps: int) -> dict:
     geo = image_sgd.geometry(28, 28, 5, 1)
     flat = x.reshape(N, -1)
     y = image_sgd.labels(w_star, flat, geo)
-    valid = geo["valid"].to(x)
     g = torch.Generator().manual_seed(0)
     idx = torch.randint(N, (steps, R, B), generator=g)
     k = geo["k"]
@@ -361,16 +360,6 @@ def step_alternatives(x, w0, w_star, eta, steps: int) -> dict:
         coef = (pre >= 0) * ((f - y[i]) / (k * B))[:, :, None]
         return w - eta * torch.bmm(coef.view(R, 1, B * k), Zb).view(R, 25)
 
-    partial = image_sgd.make_gradient_sums(geo)
-
-    def slices(w, i):                                              # the step of sgd_images, eager, one call
-        return w - eta / (k * B) * partial(w, i, flat, y, valid)
-
-    omp = torch.compile(image_sgd.make_gradient_sums(geo), dynamic=False, fullgraph=True)
-
-    def compiled_omp(w, i):                                        # compiled, OpenMP threads inside the kernel
-        return w - eta / (k * B) * omp(w, i, flat, y, valid)
-
     Z = fl.patches(x[:2048], 5)
 
     def patch_path():                                              # filterlib.sgd on a patch tensor
@@ -394,7 +383,6 @@ def step_alternatives(x, w0, w_star, eta, steps: int) -> dict:
     few = max(1, steps // 10)
     candidates = {"naive": (loop(naive, few), few), "grouped_conv": (loop(grouped), steps),
                   "unfold_bmm": (loop(unfolded), steps), "patch_path": (patch_path, steps),
-                  "slices_eager_one_call": (loop(slices), steps), "slices_compiled_openmp": (loop(compiled_omp), steps),
                   "engine_eager": (engine(False), steps), "engine": (engine(True), steps)}
     out = {}
     for key, (fn, n) in candidates.items():
@@ -462,10 +450,8 @@ def bench_images(quick: bool = False, paper_run: bool = True) -> dict:
 
 
 IMAGE_ROWS = [
-    ("engine", "`filterlib.sgd_images`: compiled step, minibatch halves on 2 threads (chosen)"),
+    ("engine", "`filterlib.sgd_images`: the step on flat images, compiled (OpenMP threads inside; chosen)"),
     ("engine_eager", "`filterlib.sgd_images(compile=False)`: the same step, eager"),
-    ("slices_compiled_openmp", "the same step compiled with OpenMP threads inside, one call per step"),
-    ("slices_eager_one_call", "the same step, eager, one call per step"),
     ("patch_path", "current path: `filterlib.sgd` on a patch tensor (per-run (R, B, k, p) gather)"),
     ("unfold_bmm", "unfolded patch tensor per step + 2 `bmm`"),
     ("grouped_conv", "grouped conv2d (runs as groups) + `convolution_backward`"),

@@ -21,11 +21,9 @@ turns into a few fused loops over data that stay in the cache. benchmarks/bench.
 alternatives (plain tensor code, grouped conv2d with its backward, an unfolded patch tensor, the patch path of
 :func:`filterlib.sgd`, and the same step compiled with OpenMP threads inside).
 
-Threads. On the CPU each minibatch is cut into ``BATCH_PARTS`` equal parts, and the parts' gradient sums are
-computed by the threads of :func:`filterlib.kernel.worker_pool`, each single-threaded (the step is compiled with
-a C++ wrapper that releases the GIL); the parts are then added in a fixed order. A core busy with another
-process then slows a step down by its share only, where OpenMP threads inside one kernel wait for each other at
-every barrier. The split depends on the batch size only, so the numbers do not depend on the thread count.
+Threads. The compiled step spreads its loops over torch's threads (OpenMP on the CPU). Python threads each
+running a part of the minibatch were measured too: the compiled calls do not release the GIL, so they ran one
+after the other (benchmarks/bench.py).
 
 Where compilation is not available (no C++ compiler, an old torch) the same function runs eagerly, with the
 same numbers up to rounding and a warning; ``compile=False`` or ``FILTERLIB_COMPILE=0`` asks for that. On a GPU
@@ -37,7 +35,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -51,9 +49,6 @@ from .train import History, Recorder
 #: on the CPU and on a GPU) and, on a GPU, the length of the captured CUDA graph's block.
 DRAW_BLOCK = 512
 GRAPH_STEPS = 32
-#: On the CPU each minibatch is split into this many equal parts (fewer if the batch size is not a multiple),
-#: shared out to the threads; see :func:`parts_of`.
-BATCH_PARTS = 2
 #: Images per chunk of the label computation (bounds its temporaries).
 EVAL_CHUNK = 1024
 COMPILE_ENV = "FILTERLIB_COMPILE"
@@ -201,23 +196,13 @@ def parallel_map(fn, count: int) -> list:
     return out
 
 
-def parts_of(batch: int, device: torch.device) -> int:
-    """Into how many equal parts a minibatch of ``batch`` images is split: on the CPU, ``BATCH_PARTS`` (or the
-    largest divisor of ``batch`` below it), computed by up to that many threads, each single-threaded; on a GPU,
-    one. The count depends on the batch only, not on the number of threads, so the results do not either. Used by
-    :func:`sgd_images` (chapters/mnist.md)."""
-    if device.type != "cpu":
-        return 1
-    return max(q for q in range(1, BATCH_PARTS + 1) if batch % q == 0)
-
-
 class _Stepper:
     """Runs SGD steps: each minibatch in parts (threads on the CPU), compiled with an eager fallback, and on a GPU
     in blocks replayed from a CUDA graph."""
 
     def __init__(self, geo, key, w, eta, batch, data, want_compile, want_graph):
         self.data, self.geo = data, geo
-        self.parts = parts_of(batch, w.device)
+        self.parts = 1                                                      # the minibatch in one piece
         self.scale = eta / (geo["k"] * batch)                              # (R, 1): η/(kB)
         self.fn, self.compiled, self.reason, self.graph = make_gradient_sums(geo), False, None, None
         if want_compile:
@@ -229,16 +214,11 @@ class _Stepper:
         if key in _FAILED:
             self.reason = _FAILED[key]
             return
-        cpu = w.device.type == "cpu"
         try:
-            fn = _STEPS.get(key)
-            if fn is None:                                                  # on the CPU: C++ wrapper (it releases
-                options = {"cpp_wrapper": True} if cpu else None            # the GIL), single-threaded code
-                fn = torch.compile(make_gradient_sums(self.geo), dynamic=False, fullgraph=True, options=options)
+            fn = _STEPS.get(key) or torch.compile(make_gradient_sums(self.geo), dynamic=False, fullgraph=True)
             idx = torch.arange(w.shape[0] * size, device=w.device).remainder(self.data[0].shape[0])
             idx = idx.reshape(w.shape[0], size)
-            with _threads(1) if cpu else nullcontext():
-                got = fn(w, idx, *self.data)                                # compiles now; checked below
+            got = fn(w, idx, *self.data)                                    # compiles now; checked below
             want = self.fn(w, idx, *self.data)
             tol = 1e-4 if w.dtype == torch.float32 else 1e-10
             if not torch.allclose(got, want, rtol=tol, atol=tol * float(want.abs().max())):
@@ -255,14 +235,8 @@ class _Stepper:
         self.compiled = True
 
     def _one(self, w, idx):
-        """One step; idx (parts, R, b)."""
-        if self.parts == 1:
-            return w - self.scale * self.fn(w, idx[0], *self.data)
-        out = parallel_map(lambda q: self.fn(w, idx[q], *self.data), self.parts)
-        total = out[0]
-        for q in range(1, self.parts):                                      # in a fixed order
-            total = total + out[q]
-        return w - self.scale * total
+        """One step; idx (1, R, B)."""
+        return w - self.scale * self.fn(w, idx[0], *self.data)
 
     def _capture(self, w, batch):
         """A CUDA graph of GRAPH_STEPS steps; replayed with the next block's indices copied in."""
@@ -322,7 +296,7 @@ def sgd_images(w0, w_star, images, *, eta, steps: int, batch_size: int = 64, fil
       covers exactly that many epochs when N/B is whole, and B may exceed N. ``replacement=True`` draws every
       batch uniformly with replacement instead. The indices come from ``generator``, or from a CPU generator
       seeded with ``seed``, so a seed gives the same minibatches on every device; the results then agree across
-      devices up to rounding, and repeat exactly on one machine.
+      devices up to rounding, and repeat exactly on one machine with the same number of threads.
     * Records, every ``record_every`` steps (default: about 100 records) and at the end: the loss
       ½ mean (f(w, X) − y)² on ``monitor`` (an int: the first that many training images; or a tensor of other
       images (M, H, W), e.g. the test set), ‖w − w*‖ and θ(w, w*), and the iterates with ``trajectory=True``.
@@ -358,7 +332,7 @@ def sgd_images(w0, w_star, images, *, eta, steps: int, batch_size: int = 64, fil
     geo = geometry(H, W, size, stride)
     flat = images.reshape(N, H * W).contiguous()
     data = (flat, labels(w_star, flat, geo), geo["valid"].to(dtype=images.dtype, device=images.device))
-    key = (H, W, size, stride, R, batch // parts_of(batch, images.device), images.dtype, str(images.device))
+    key = (H, W, size, stride, R, batch, images.dtype, str(images.device), torch.get_num_threads())
     stepper = _Stepper(geo, key, w, eta_t, batch, data, want_compile, want_graph)
     Z_mon = torch.cat(parallel_map(lambda c: patches(mon[c * EVAL_CHUNK:(c + 1) * EVAL_CHUNK], size, stride),
                                    -(-mon.shape[0] // EVAL_CHUNK)))                 # (M, k, p), once
