@@ -197,7 +197,7 @@ def parallel_map(fn, count: int) -> list:
 
 
 class _Stepper:
-    """Runs SGD steps: each minibatch in parts (threads on the CPU), compiled with an eager fallback, and on a GPU
+    """Runs SGD steps: compiled with an eager fallback, and on a GPU
     in blocks replayed from a CUDA graph."""
 
     def __init__(self, geo, key, w, eta, batch, data, want_compile, want_graph):

@@ -81,7 +81,7 @@ def _single_threaded() -> None:
 
 def worker_pool(workers: int) -> ThreadPoolExecutor:
     """The shared pool of ``workers`` single-threaded worker threads (made once, remade when the count changes):
-    the fused pass here and the minibatch parts of :func:`filterlib.sgd_images` (chapters/performance.md)."""
+    the fused pass here and the label and monitor chunks of :func:`filterlib.sgd_images` (chapters/performance.md)."""
     if _POOL.get("workers") != workers:
         if "pool" in _POOL:
             _POOL["pool"].shutdown(wait=False)
