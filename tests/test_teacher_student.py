@@ -247,3 +247,43 @@ def test_interpolation_curve_bad_input(trained):
         teacher_student.interpolation_curve(h.w[:, :3], w_star, Z, [0.5])
     with pytest.raises(TypeError, match="w has dtype"):
         teacher_student.interpolation_curve(h.w.float(), w_star, Z, [0.5])
+
+
+def test_relative_loss_curve_natural_log(trained):
+    Z, _, _, h = trained
+    ten, e = teacher_student.relative_loss_curve(h, Z), teacher_student.relative_loss_curve(h, Z, base=math.e)
+    np.testing.assert_allclose(e, ten * math.log(10), rtol=1e-12)                 # ln x = ln 10 · log10 x
+    with pytest.raises(ValueError, match="base must not be 1"):
+        teacher_student.relative_loss_curve(h, Z, base=1)
+
+
+def test_relative_loss_curve_from_the_monitor_of_sgd_images(digits, teachers):
+    """Without Z: RL from the losses sgd_images recorded on its monitor, checked against model.relative_loss of
+    the recorded iterates on the monitor images' patches."""
+    w_star = teachers["gabor"]
+    w0 = teacher_student.init_at_distance(w_star, [1.0, 0.5], seed=2)
+    h = fl.sgd_images(w0, w_star, digits, eta=0.2, steps=20, batch_size=8, seed=3, monitor=40, record_every=10,
+                      trajectory=True, compile=False, progress=False)
+    Z_mon = model.patches(digits[:40], 5)
+    np.testing.assert_allclose(teacher_student.relative_loss_curve(h), teacher_student.relative_loss_curve(h, Z_mon),
+                               rtol=1e-10)
+    np.testing.assert_allclose(teacher_student.relative_loss_curve(h, base=math.e),
+                               teacher_student.relative_loss_curve(h) * math.log(10), rtol=1e-12)
+    with pytest.raises(ValueError, match="pass a sample Z"):
+        teacher_student.relative_loss_curve(fl.sgd(w0, w_star, Z_mon, eta=0.1, steps=2, seed=0, progress=False))
+
+
+def test_relative_loss_images_in_chunks(digits, teachers):
+    w_star = teachers["random"]
+    w = teacher_student.init_at_distance(w_star, [0.3, 0.8], seed=4)
+    whole = model.relative_loss(w, w_star, model.patches(digits, 5, 2))
+    for chunk in (7, 64, 1000):
+        got = teacher_student.relative_loss_images(w, w_star, digits, stride=2, chunk=chunk)
+        torch.testing.assert_close(got, whole, rtol=1e-12, atol=0)
+    one = teacher_student.relative_loss_images(w[0], w_star, digits, stride=2, chunk=10, base=math.e)
+    assert one.dim() == 0 and float(one) == pytest.approx(float(whole[0]) * math.log(10), rel=1e-12)
+    assert float(teacher_student.relative_loss_images(w_star, w_star, digits)) == -math.inf
+    with pytest.raises(ValueError, match="w must have size p=9"):
+        teacher_student.relative_loss_images(w, w_star, digits, size=3)
+    with pytest.raises(TypeError, match="w has dtype"):
+        teacher_student.relative_loss_images(w.float(), w_star, digits)

