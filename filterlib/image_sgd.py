@@ -21,9 +21,11 @@ turns into a few fused loops over data that stay in the cache. benchmarks/bench.
 alternatives (plain tensor code, grouped conv2d with its backward, an unfolded patch tensor, the patch path of
 :func:`filterlib.sgd`, and the same step compiled with OpenMP threads inside).
 
-Threads. The compiled step spreads its loops over torch's threads (OpenMP on the CPU). Python threads each
-running a part of the minibatch were measured too: the compiled calls do not release the GIL, so they ran one
-after the other (benchmarks/bench.py).
+Threads. The compiled step spreads its loops over torch's threads (OpenMP on the CPU), with the thread count of
+the moment it was compiled (part of the cache key). OpenMP threads wait for each other at the end of every loop,
+so on a machine whose cores are busy with other work a step can take many times longer; there
+``torch.set_num_threads(1)`` before the call is the faster choice. Python threads each running a part of the
+minibatch were measured too, and ran one after the other, not side by side.
 
 Where compilation is not available (no C++ compiler, an old torch) the same function runs eagerly, with the
 same numbers up to rounding and a warning; ``compile=False`` or ``FILTERLIB_COMPILE=0`` asks for that. On a GPU
