@@ -316,6 +316,17 @@ def test_pages_without_solutions_are_copied_with_their_student_text(student_dir,
     assert student_page_path(student_dir, page).read_text().strip() == ms.student_page(source).strip()
 
 
+def test_a_subset_edition_turns_proof_refs_to_pages_left_out_into_plain_refs():
+    """sphinx-proof's missing-label warning has no type to suppress: a subset edition must not emit one."""
+    text = ("see {prf:ref}`Theorem 3.1 <thm-gone>`, {prf:ref}`def-gone` and "
+            "{prf:ref}`the lemma <lem-here>`, {prf:ref}`lem-here`\n")
+    out = ms.detach_proof_refs(text, {"lem-here"})
+    assert out == ("see {ref}`Theorem 3.1 <thm-gone>`, {ref}`def-gone` and "
+                   "{prf:ref}`the lemma <lem-here>`, {prf:ref}`lem-here`\n")
+    labels = set(ms.LABEL.findall((ROOT / "chapters" / "one_neuron.md").read_text()))
+    assert "thm-one-neuron-global" in labels
+
+
 def test_edition_markers():
     text = ("a\n<!-- student-edition: see {doc}`instructors` -->\n<!-- instructor-edition -->\nsecret\n"
             "<!-- /instructor-edition -->\nb\n")

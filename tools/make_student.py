@@ -485,6 +485,18 @@ def student_page(text: str) -> str:
     return text
 
 
+LABEL = re.compile(r"^:label:\s*(\S+)\s*$", re.M)
+PROOF_REF = re.compile(r"\{prf:ref\}`(?P<body>[^`]*?(?:<(?P<a>[^>`]+)>|(?P<b>[^<>`]+)))`")
+
+
+def detach_proof_refs(text: str, labels: set[str]) -> str:
+    """In a subset edition, a ``{prf:ref}`` to a theorem on a page left out becomes a ``{ref}`` (sphinx-proof
+    warns of a missing label with no warning type to suppress; a missing ``{ref}`` is expected and suppressed)."""
+    def swap(m: re.Match) -> str:
+        return m.group(0) if (m.group("a") or m.group("b")).strip() in labels else f"{{ref}}`{m.group('body')}`"
+    return PROOF_REF.sub(swap, text)
+
+
 def hidden_seed(course: Folder, given: int | None) -> int:
     """The seed of the hidden tests: given, else the one this course folder already uses, else a new random one
     (kept in the course folder, so regenerating keeps the hidden tests the students' notebooks were graded on)."""
@@ -565,9 +577,12 @@ def generate(out: Path, course: Path | None = None, chapters: list[str] | None =
     seed = hidden_seed(course_dir, seed)
     course_dir.write("nbgrader_config.py", nbg.config_text("filterbook"))
     done, graded = {}, {}
+    labels = {label for page, text in texts.items() if keep(page) for label in LABEL.findall(text)}
     for page, text in texts.items():
         if not keep(page):
             continue
+        if chapters:
+            text = detach_proof_refs(text, labels)
         if page in REPLACED:
             new, src = REPLACED[page]
             student.write(f"{new}.md", src.read_text())
