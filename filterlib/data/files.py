@@ -292,14 +292,28 @@ def read_images(path, *, max_bytes: int | None = None, scale: str | None = None)
     if suffix in (".npy", ".npz"):
         arr = _npy(path, "images", "images", limit)
         arr, how = _array_scale(arr, scale or "none")
-        return arr, {"source": str(path), "format": suffix[1:], "files": 1,
-                     "modes": {f"array {getattr(arr, 'dtype', '?')}": 1}, "conversion": "none",
-                     "scale": how}
+        return arr, {"source": str(path), "format": suffix[1:], "files": 1, "modes": {},
+                     "dtype": str(getattr(arr, "dtype", "?")), "conversion": "none", "scale": how}
     if suffix == ".png":
         read = _png(path, limit, scale or "unit")
         return read[0][None], _png_info(path, [read], scale or "unit")
     raise ValueError(f"images file {path} must be .npy, .npz, .png or a folder of PNG files, got "
                      f"{suffix or 'a name without suffix'}")
+
+
+def describe(info: dict) -> str:
+    """One sentence on how images were read, from the dict of :func:`read_images` (or the ``setup["input"]`` of a
+    diagnosis): source, format, PNG modes or array dtype, conversion, pixel scale (chapters/diagnose.md)."""
+    if not info:
+        return ""
+    what = [str(info.get("format", "?"))]
+    modes = info.get("modes") or {}
+    if modes:
+        what.append(", ".join(f"{m} ×{c}" for m, c in modes.items()))
+    if info.get("dtype"):
+        what.append(f"dtype {info['dtype']}")
+    return (f"{info.get('source', '?')} ({'; '.join(what)}); conversion: {info.get('conversion', 'none')}; "
+            f"scale: {info.get('scale', '?')}")
 
 
 def _png_info(path, read: list, scale: str) -> dict:

@@ -394,7 +394,8 @@ def _describe(images, source) -> dict:
         return dict(source)
     dtype = getattr(images, "dtype", None)
     return {"source": f"{type(images).__module__.split('.')[0]} {type(images).__name__}", "format": "array",
-            "files": None, "modes": {f"array {dtype}": 1}, "conversion": "none", "scale": "as given (no rescaling)"}
+            "files": None, "modes": {}, "dtype": str(dtype), "conversion": "none",
+            "scale": "as given (no rescaling)"}
 
 
 def _pixels(x: torch.Tensor) -> dict:

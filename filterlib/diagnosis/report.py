@@ -250,9 +250,9 @@ def input_sentence(d) -> str:
     if not i:
         return ""
     px = i.get("pixels") or {}
-    modes = ", ".join(f"{m} ×{c}" for m, c in (i.get("modes") or {}).items())
-    text = (f"Input: {i.get('source')} ({i.get('format')}{'; ' + modes if modes else ''}); conversion: "
-            f"{i.get('conversion')}; scale: {i.get('scale')}.")
+    from ..data.files import describe
+
+    text = f"Input: {describe(i)}."
     if px:
         text += (f" Pixels{' after centring each image' if i.get('center') else ' (not centred)'}: mean "
                  f"{px['mean']:.3g}, standard deviation {px['std']:.3g}, from {px['min']:.3g} to {px['max']:.3g}.")

@@ -189,9 +189,9 @@ def _input_rows(s: dict) -> list[str]:
     i = s.get("input")
     if not i:
         return []
-    modes = ", ".join(f"{m} ×{c}" for m, c in (i.get("modes") or {}).items())
-    lines = [f"Input: {i.get('source')} ({i.get('format')}{'; ' + modes if modes else ''}); conversion: "
-             f"{i.get('conversion')}; scale: {i.get('scale')}"]
+    from ..data.files import describe
+
+    lines = [f"Input: {describe(i)}"]
     px = i.get("pixels") or {}
     if px:
         lines.append(f"Pixels{' after centring each image' if i.get('center') else ''}: min {px['min']:.4g}, max "

@@ -27,7 +27,8 @@ def _sizes(x, name: str) -> list[int]:
 
 
 def _rate(c) -> float | None:
-    return -math.log(c) if c is not None and 0 < c else None
+    """−ln c per step (0.0, not −0.0, for c = 1); None unless c > 0."""
+    return -math.log(c) + 0.0 if c is not None and 0 < c else None
 
 
 @dataclass(frozen=True)
