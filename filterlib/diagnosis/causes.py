@@ -52,6 +52,15 @@ def activation_warnings(act: dict) -> list[str]:
     return out
 
 
+def activation_text(a: dict) -> str:
+    """One line on where the teacher and the start are active (chapters/diagnose.md)."""
+    if not a:
+        return ""
+    return (f"teacher active on {100 * a['teacher_active_fraction']:.3g} % of patches "
+            f"({100 * a['teacher_active_image_fraction']:.3g} % of images), start on "
+            f"{100 * a['start_active_fraction']:.3g} % ({100 * a['start_active_image_fraction']:.3g} % of images)")
+
+
 def too_few_images(n: int, p: int) -> str:
     """The reason given for γ = 0 in the convolutional view when n < p images (chapters/diagnose.md)."""
     return (f"0: {n} images cannot determine a {p}-pixel filter (the convolutional view averages each image's "

@@ -263,7 +263,7 @@ def input_sentence(d) -> str:
 
 
 def _input_and_activation(d) -> list[str]:
-    from .results import activation_text
+    from .causes import activation_text
 
     esc = _html.escape
     out = []

@@ -203,16 +203,9 @@ def _input_rows(s: dict) -> list[str]:
     return lines
 
 
-def activation_text(a: dict) -> str:
-    """One line on where the teacher and the start are active (chapters/diagnose.md)."""
-    if not a:
-        return ""
-    return (f"teacher active on {100 * a['teacher_active_fraction']:.3g} % of patches "
-            f"({100 * a['teacher_active_image_fraction']:.3g} % of images), start on "
-            f"{100 * a['start_active_fraction']:.3g} % ({100 * a['start_active_image_fraction']:.3g} % of images)")
-
-
 def _activation_rows(a: dict) -> list[str]:
+    from .causes import activation_text
+
     if not a:
         return []
     lines = [f"Activation (wᵀz > 0, all {a['n_patches_counted']} patches): " + activation_text(a)]
