@@ -13,6 +13,8 @@ benchmarks/RESULTS.md.
    steps for 2 teachers × 3 distances × 3 seeds = 18 runs, timed in full (``--no-paper-run``: projected from
    2,000 steps), against the current patch path (:func:`filterlib.sgd` on a patch tensor, projected) and the
    arithmetic floor. Skip with ``--no-images``.
+6. The diagnosis (``filterlib.diagnose``, chapters/diagnose.md) of 200 photograph-like 1/f images of 256×256 at one
+   filter size (5×5, stride 1, centred, default settings), timed once per stage. Skip with ``--no-diagnose``.
 
 Timings are the minimum over repeats (the medians are printed too): on a shared machine other processes only
 ever make a run slower, so the minimum is the best estimate of the cost itself. Results are merged into
@@ -56,6 +58,8 @@ PAPER_EPOCHS, PAPER_IMAGES, PAPER_BATCH, PAPER_RUNS, PAPER_TEACHERS = 50, 60_000
 PAPER_STEPS = PAPER_EPOCHS * PAPER_IMAGES // PAPER_BATCH                      # 46,875
 TARGET_PAPER_S = 150.0
 TARGET_BOOK_S, TARGET_REBUILD_S = 600.0, 15.0
+# Item 6: the diagnosis of a user's photographs (chapters/diagnose.md).
+DIAG_IMAGES, DIAG_SIZE, DIAG_FILTER, TARGET_DIAG_S = 200, 256, 5, 20.0
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -491,6 +495,62 @@ def images_table(res: dict) -> list[str]:
     return lines
 
 
+# ------------------------------------------------------------------------------------------------ item 6
+def bench_diagnose(quick: bool = False) -> dict:
+    """Item 6 (chapters/diagnose.md): one diagnosis of 200 1/f images of 256×256 (5×5 filter, stride 1, centred,
+    default settings), timed in full and per stage."""
+    import torch
+
+    import filterlib as fl
+    from filterlib.data.natural import natural_images
+    from filterlib.diagnosis import pipeline
+
+    n = 20 if quick else DIAG_IMAGES
+    res = {"load_before": load(), "threads": torch.get_num_threads(), "n_images": n, "size": DIAG_SIZE,
+           "filter_size": DIAG_FILTER}
+    start = time.perf_counter()
+    x = natural_images(n, DIAG_SIZE, seed=0)
+    res["make_images_s"] = time.perf_counter() - start
+    stages, original = {}, list(pipeline.STAGES)
+
+    def timed_stage(label, fn):
+        def run(st):
+            t0 = time.perf_counter()
+            fn(st)
+            stages[label] = time.perf_counter() - t0
+        return run
+
+    pipeline.STAGES[:] = [(label, timed_stage(label, fn)) for label, fn in original]
+    try:
+        start = time.perf_counter()
+        d = fl.diagnose(x, DIAG_FILTER, center=True, progress=False)
+        res["seconds"] = time.perf_counter() - start
+    finally:
+        pipeline.STAGES[:] = original
+    res["stages_s"] = stages
+    res["k"], res["n_conv_images"], res["crop"] = d.setup["k"], d.setup["n_images"], d.setup["crop"]
+    res["max_patches"], res["n_patches"] = d.setup["max_patches"], d.setup["n_patches"]
+    res["load_after"] = load()
+    return res
+
+
+def diagnose_table(res: dict) -> list[str]:
+    ok = "met" if res["seconds"] <= TARGET_DIAG_S else "**not met**"
+    crop = res.get("crop")
+    how = (f"the convolutional view on a random {crop['side']}×{crop['side']} crop of each image (k = {res['k']}, "
+           f"within max_patches = {res['max_patches']:,})" if crop else f"k = {res['k']} patches per image")
+    lines = ["| stage | seconds |", "|---|---:|"]
+    lines += [f"| {label} | {sec:.2f} |" for label, sec in res["stages_s"].items()]
+    lines += [f"| **total** | **{res['seconds']:.1f}** |", "",
+              f"- {res['n_images']} images of {res['size']}×{res['size']} (1/f noise, "
+              f"`filterlib.data.natural.natural_images`, made in {res['make_images_s']:.1f} s, not counted), "
+              f"{res['filter_size']}×{res['filter_size']} filter, centred; {res['n_patches']:,} single patches; "
+              f"{how}: **{res['seconds']:.1f} s** (target ≤ {TARGET_DIAG_S:.0f} s: {ok})",
+              f"- torch threads: {res['threads']}; load average (1/5/15 min) before / after: {res['load_before']} / "
+              f"{res['load_after']}"]
+    return lines
+
+
 # ------------------------------------------------------------------------------------------------ items 2 and 3
 def notebook_chapters(root: Path = ROOT) -> list[Path]:
     """The chapters of _toc.yml that are notebooks (jupytext header), in book order."""
@@ -662,6 +722,11 @@ def render(results: dict) -> str:
     else:
         out += ["Not measured yet: run `python benchmarks/gpu_check.py` on a CUDA machine and save its "
                 "`gpu_results.md` as `benchmarks/gpu_results.md`.", ""]
+    out += ["### 6. The diagnosis of 200 images of 256×256 (chapters/diagnose.md)", ""]
+    if "diagnose" in results:
+        out += [f"Measured {results['diagnose']['when']}.", ""] + diagnose_table(results["diagnose"]) + [""]
+    else:
+        out += ["Not measured yet: run `make bench`.", ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -671,6 +736,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-chapters", action="store_true", help="skip item 3 (running every chapter)")
     ap.add_argument("--no-gradient", action="store_true", help="skip item 1")
     ap.add_argument("--no-images", action="store_true", help="skip item 4 (SGD on images, minutes)")
+    ap.add_argument("--no-diagnose", action="store_true", help="skip item 6 (the diagnosis of 200 large images)")
     ap.add_argument("--no-paper-run", action="store_true",
                     help="item 4: project the paper's budget from 2,000 steps instead of timing it in full")
     ap.add_argument("--chapters", nargs="*", help="only these chapters (stems) in item 3")
@@ -708,6 +774,10 @@ def main(argv=None) -> int:
         print("4. SGD on images ...", flush=True)
         results["images"] = dict(bench_images(quick=args.quick, paper_run=not args.no_paper_run), when=now)
         print("\n".join(images_table(results["images"])), flush=True)
+    if not args.no_diagnose:
+        print("6. diagnosis of 200 images of 256×256 ...", flush=True)
+        results["diagnose"] = dict(bench_diagnose(quick=args.quick), when=now)
+        print("\n".join(diagnose_table(results["diagnose"])), flush=True)
     if not args.no_write:
         RESULTS_JSON.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
         RESULTS_MD.write_text(render(results))

@@ -1,5 +1,10 @@
 """Command line: ``python -m filterlib diagnose IMAGES --filter-size 5 [--stride 1] [--teacher gabor|random|FILE]
-[--json]`` (chapters/diagnose.md).
+[--center] [--scale unit|none] [--json]`` (chapters/diagnose.md).
+
+``--filter-size 3,5,7`` and ``--stride 1,2`` sweep every combination: one compact table (or, with ``--json``,
+``{"sweep": [...]}`` with one entry per setting), each entry equal to a separate run with that setting. The report
+says how the images were read (format, PNG modes, colour → grayscale weights, pixel scale); ``--center`` subtracts
+each image's mean pixel, ``--scale`` chooses the pixel scale (default: unit for PNG files, as stored for arrays).
 
 IMAGES is a .npy file, an .npz archive (its only array, or the one named ``images``) or a folder of PNG files, holding
 images of shape (N, H, W). The output is a readable table, or with ``--json`` only JSON on stdout. A progress bar goes
@@ -30,8 +35,18 @@ def _parser() -> argparse.ArgumentParser:
                                    "conditions of Theorems 3.2 and 4.1, give the largest step they allow and the "
                                    "predicted iterations, and measure gradient descent's rate on the same patches.")
     d.add_argument("images", metavar="IMAGES", help=".npy or .npz file of shape (N, H, W), or a folder of PNG files")
-    d.add_argument("--filter-size", type=int, required=True, metavar="S", help="filter side length S (S×S filter)")
-    d.add_argument("--stride", type=int, default=1, help="stride of the patches (default 1)")
+    d.add_argument("--filter-size", type=_int_list("--filter-size"), required=True, metavar="S[,S...]",
+                   help="filter side length S (S×S filter); several, e.g. 3,5,7, run a sweep")
+    d.add_argument("--stride", type=_int_list("--stride"), default=[1], metavar="T[,T...]",
+                   help="stride of the patches (default 1); several, e.g. 1,2, run a sweep")
+    d.add_argument("--center", action="store_true",
+                   help="subtract each image's mean pixel (a teacher is often dead on uncentred photographs)")
+    d.add_argument("--scale", choices=("unit", "none"), default=None,
+                   help="pixel scale: 'unit' (8-bit ÷ 255, 16-bit ÷ 65535; integer arrays ÷ their dtype's largest "
+                        "value) or 'none' (values as stored); default: unit for PNG files, none for arrays")
+    d.add_argument("--max-patches", type=int, default=250_000, metavar="N",
+                   help="largest number of patches in the convolutional view; larger images are cropped at random "
+                        "to fit, as the report says (default 250000; 0 = no limit)")
     d.add_argument("--teacher", default="random", metavar="gabor|random|FILE",
                    help="teacher filter: 'random' (N(0, I), from --seed; default), 'gabor' (the paper-experiment "
                         "Gabor filter) or a .npy file of shape (S, S) or (S·S,)")
@@ -56,29 +71,55 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _int_list(option: str):
+    """An argparse type: one positive int or a comma-separated list of them, e.g. 3,5,7."""
+    def parse(text: str) -> list[int]:
+        try:
+            values = [int(t) for t in text.split(",") if t.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} must be a positive integer or a comma-separated list of "
+                                             f"them (e.g. 3,5,7), got {text!r}") from None
+        if not values or any(t < 1 for t in values):
+            raise argparse.ArgumentTypeError(f"{option} must be positive integers, got {text!r}")
+        return list(dict.fromkeys(values))
+    return parse
+
+
 def _diagnose(args) -> int:
     from . import _validate as v
-    from .data import as_images, load_images, load_teacher, resolve_teacher
-    from .diagnosis import diagnose
+    from .data import as_images, load_teacher, resolve_teacher
+    from .data.files import read_images
+    from .diagnosis import diagnose, diagnose_sweep
 
     seed = v.seed(args.seed, "--seed")
     limit = config.parse_bytes(args.max_bytes, "--max-bytes") if args.max_bytes is not None else config.max_bytes()
-    size = v.positive_int(args.filter_size, "--filter-size")
+    sizes, strides = args.filter_size, args.stride
     teacher = args.teacher
     if teacher not in ("random", "gabor"):
+        if len(sizes) > 1:
+            raise ValueError(f"--teacher {args.teacher}: a teacher file has one size; sweep --filter-size with "
+                             f"--teacher random or gabor")
         try:
-            teacher = resolve_teacher(load_teacher(teacher, max_bytes=limit), size)[0]
+            teacher = resolve_teacher(load_teacher(teacher, max_bytes=limit), sizes[0])[0]
         except (TypeError, ValueError) as exc:
             raise type(exc)(_about(f"teacher file {args.teacher} (--teacher)", exc)) from None
     try:
-        images = as_images(load_images(args.images, max_bytes=limit))
+        raw, source = read_images(args.images, max_bytes=limit, scale=args.scale)
+        images = as_images(raw)
     except (TypeError, ValueError) as exc:
         raise type(exc)(_about(f"images file {args.images}", exc)) from None
+    if args.max_patches < 0:
+        raise ValueError(f"--max-patches must be ≥ 0 (0 = no limit), got {args.max_patches}")
     progress = config.progress_enabled() and not args.no_progress
-    result = diagnose(images, args.filter_size, args.stride, teacher, n_images=args.n_images or None,
-                      n_patches=args.n_patches or None, phi0=args.phi0, eps=args.eps, n_directions=args.n_directions,
-                      steps=args.steps, eta=args.eta, seed=seed, progress=progress)
-    print(result.to_json(indent=2) if args.json else result.table())
+    kwargs = dict(n_images=args.n_images or None, n_patches=args.n_patches or None, phi0=args.phi0, eps=args.eps,
+                  n_directions=args.n_directions, steps=args.steps, eta=args.eta, seed=seed, center=args.center,
+                  max_patches=args.max_patches or None, source=source, progress=progress)
+    if len(sizes) == 1 and len(strides) == 1:
+        result = diagnose(images, sizes[0], strides[0], teacher, **kwargs)
+        print(result.to_json(indent=2) if args.json else result.table())
+        return 0
+    sweep = diagnose_sweep(images, sizes, strides, teacher, **kwargs)
+    print(sweep.to_json(indent=2) if args.json else sweep.text())
     return 0
 
 

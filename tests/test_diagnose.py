@@ -163,7 +163,7 @@ def test_to_dict_is_plain_for_a_normal_run(gaussian_diagnosis):
     out = d.to_dict()
     _assert_plain(out)
     assert set(out) == {"setup", "patch", "conv", "closeness", "theorem_3_2", "theorem_4_1", "run_patch", "run_conv",
-                        "verdict"}
+                        "verdict", "activation", "causes"}
     assert out["patch"]["gamma"]["se"] > 0 and isinstance(out["theorem_4_1"]["condition"]["holds"], bool)
     assert "Theorem 3.2" in str(d) and "Verdict" in d.table()
 
@@ -303,7 +303,7 @@ def test_text_and_json_forms_are_unchanged_by_the_html(gaussian_diagnosis):
     assert str(d) == text and repr(d) == text and "<" not in text
     assert text.splitlines()[0].startswith("Diagnosis: 1500 images of 12×12") and "Verdict: " in text
     assert set(d.to_dict()) == {"setup", "patch", "conv", "closeness", "theorem_3_2", "theorem_4_1", "run_patch",
-                                "run_conv", "verdict"}
+                                "run_conv", "verdict", "activation", "causes"}
     assert json.loads(d.to_json()) == d.to_dict()
 
 
@@ -358,7 +358,10 @@ def test_accepts_integer_numpy_and_torch_images():
     x = np.random.default_rng(0).integers(0, 255, size=(30, 6, 6), dtype=np.uint8)
     a = fl.diagnose(x, 3, **FAST)
     b = fl.diagnose(torch.from_numpy(x), 3, **FAST)
-    assert a.to_dict() == b.to_dict()
+    da, db = a.to_dict(), b.to_dict()
+    assert da["setup"].pop("input")["source"] == "numpy ndarray"       # the report says what it was given
+    assert db["setup"].pop("input")["source"] == "torch Tensor"
+    assert da == db
 
 
 # --------------------------------------------------------------------------------------------------------------

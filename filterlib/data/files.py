@@ -1,7 +1,8 @@
 """A user's images and teacher filter, read from files or arrays for :func:`filterlib.diagnose` and its command line
 ``python -m filterlib diagnose`` (chapters/diagnose.md).
 
-* :func:`load_images`: images (N, H, W) from a .npy file, an .npz archive or a folder of PNG files.
+* :func:`load_images`: images (N, H, W) from a .npy file, an .npz archive or a folder of PNG files;
+  :func:`read_images` also says how they were read (format, PNG modes, colour → grayscale conversion, pixel scale).
 * :func:`load_teacher`: a teacher filter from a .npy file.
 * :func:`as_images`: any array or tensor of images as a checked float64 CPU tensor (N, H, W).
 
@@ -176,9 +177,17 @@ def _png_bytes(path) -> int:
         return img.size[0] * img.size[1] * 8
 
 
-def _png(path, max_bytes: int) -> np.ndarray:
-    """One PNG as a float64 (H, W) array in [0, 1]; its float64 size is checked against ``max_bytes`` from its
-    header, before it is decoded."""
+LUMA = (0.299, 0.587, 0.114)
+"""ITU-R BT.601 luma weights (R, G, B): how a colour PNG becomes one grayscale channel (chapters/diagnose.md)."""
+SCALES = ("unit", "none")
+"""Pixel scales of :func:`read_images`: "unit" (8-bit ÷ 255, 16-bit ÷ 65535), "none" (values as stored)."""
+_LUMA_TEXT = "grayscale by ITU-R 601 luma 0.299 R + 0.587 G + 0.114 B"
+
+
+def _png(path, max_bytes: int, scale: str = "unit") -> tuple[np.ndarray, str, str]:
+    """One PNG as a float64 (H, W) array (in [0, 1] for ``scale="unit"``, the stored integers for "none"), its
+    mode, and the conversion made; its float64 size is checked against ``max_bytes`` from its header, before it is
+    decoded."""
     from PIL import UnidentifiedImageError
 
     img = _open_png(path)
@@ -192,21 +201,50 @@ def _png(path, max_bytes: int) -> np.ndarray:
             img.load()
             mode = img.mode
             if mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(img, dtype=np.float64) / (65535.0 if mode.startswith("I;16") else max(
-                    1.0, float(np.asarray(img).max())))
+                arr = np.asarray(img, dtype=np.float64)
+                if mode.startswith("I;16"):
+                    divisor, how = 65535.0, "16-bit grayscale"
+                else:
+                    divisor = max(1.0, float(arr.max()))
+                    how = f"32-bit integer grayscale (÷ its largest value {divisor:g} for unit scale)"
+                if scale == "unit":
+                    arr = arr / divisor
             else:
+                how = {"L": "8-bit grayscale", "F": "32-bit float grayscale", "1": "1-bit (black and white)",
+                       "LA": "8-bit grayscale with alpha (alpha ignored)"}.get(mode)
                 if mode not in ("L", "F"):
-                    img = img.convert("RGBA" if "A" in mode or mode == "P" else "RGB")
+                    rgb = "RGBA" if "A" in mode or mode == "P" else "RGB"
+                    if how is None:
+                        how = {"RGB": "RGB", "RGBA": "RGBA (alpha ignored)", "P": "palette (via RGBA, alpha "
+                               "ignored)"}.get(mode, f"{mode} (via {rgb})")
+                        how += f" → {_LUMA_TEXT}"
+                    img = img.convert(rgb)
                 arr = np.asarray(img, dtype=np.float64)
                 if arr.ndim == 3:                                       # RGB(A): ITU-R 601 luma, alpha ignored
-                    arr = arr[..., :3] @ np.array([0.299, 0.587, 0.114])
-                if mode != "F":
+                    arr = arr[..., :3] @ np.array(LUMA)
+                if mode != "F" and scale == "unit":
                     arr = arr / 255.0
     except FileNotFoundError:
         raise FileNotFoundError(f"image file {path} does not exist") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ValueError(f"cannot read image file {path}: not a readable PNG ({exc})") from None
-    return arr
+    return arr, mode, how
+
+
+def _array_scale(arr: np.ndarray, scale: str) -> tuple[np.ndarray, str]:
+    """An array's pixels and how they were scaled: "none" keeps them; "unit" divides integer dtypes by their
+    largest value (uint8 by 255, uint16 by 65535) and floats by their largest absolute value when it exceeds 1."""
+    if scale == "none" or arr.dtype.kind not in "biuf":
+        return arr, "as stored (no rescaling)"
+    if arr.dtype.kind in "iu":
+        top = float(np.iinfo(arr.dtype).max)
+        return arr.astype(np.float64) / top, f"unit: {arr.dtype} divided by {top:g}"
+    if arr.dtype.kind == "b":
+        return arr, "unit: booleans as 0 and 1"
+    big = float(np.max(np.abs(arr))) if arr.size and np.all(np.isfinite(arr)) else 0.0
+    if big > 1:
+        return arr / big, f"unit: divided by the largest absolute value {big:.4g}"
+    return arr, "unit: already within [−1, 1] (no rescaling)"
 
 
 def load_images(path, *, max_bytes: int | None = None) -> np.ndarray:
@@ -214,8 +252,22 @@ def load_images(path, *, max_bytes: int | None = None) -> np.ndarray:
     of PNG files (sorted by name; RGB converted to grayscale by ITU-R 601 luma, pixels scaled to [0, 1]; all of one
     size). Pickled objects are refused. Nothing larger than ``max_bytes`` (default ``FILTERLIB_MAX_BYTES``, 2 GiB)
     is allocated: an .npy header's declared size, and the PNG files' pixels as float64, are checked first. Raises
-    FileNotFoundError or ValueError with a message naming the file. Used by ``python -m filterlib diagnose``
-    (chapters/diagnose.md)."""
+    FileNotFoundError or ValueError with a message naming the file. :func:`read_images` also says how the images
+    were read. Used by ``python -m filterlib diagnose`` (chapters/diagnose.md)."""
+    return read_images(path, max_bytes=max_bytes)[0]
+
+
+def read_images(path, *, max_bytes: int | None = None, scale: str | None = None) -> tuple[np.ndarray, dict]:
+    """Images (N, H, W) as :func:`load_images` reads them, and a dict saying how they were read: ``source``,
+    ``format`` ("png", "npy", "npz"), ``files``, ``modes`` (PNG modes and their counts, e.g. {"RGB": 2}),
+    ``conversion`` (each distinct conversion made, e.g. "RGB → grayscale by ITU-R 601 luma 0.299 R + 0.587 G +
+    0.114 B"; "none" when there was none) and ``scale`` (how pixel values were scaled).
+
+    ``scale``: "unit" (PNG: 8-bit ÷ 255, 16-bit ÷ 65535; arrays: integer dtypes ÷ their largest value, floats ÷
+    their largest |value| when it exceeds 1), "none" (values as stored) or None, the default: "unit" for PNG files
+    and "none" for arrays. Used by ``python -m filterlib diagnose`` (chapters/diagnose.md)."""
+    if scale is not None and scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)} (or None for the default), got {scale!r}")
     path = Path(path)
     limit = _limit(max_bytes)
     if path.is_dir():
@@ -226,22 +278,57 @@ def load_images(path, *, max_bytes: int | None = None) -> np.ndarray:
         if total > limit and len(files) > 1:                            # (one file: _png says which it is)
             raise ValueError(f"the {len(files)} PNG files in {path} hold {_size(total)} of pixels as float64, more "
                              f"than the limit of {_size(limit)}; if the images are genuine, {_RAISE}")
-        arrays = [_png(f, limit) for f in files]
+        read = [_png(f, limit, scale or "unit") for f in files]
+        arrays = [r[0] for r in read]
         first = arrays[0].shape
         for f, a in zip(files, arrays):
             if a.shape != first:
                 raise ValueError(f"the PNG files in {path} differ in size: {files[0].name} is {first[0]}×{first[1]} "
                                  f"but {f.name} is {a.shape[0]}×{a.shape[1]}; all images must be the same size")
-        return np.stack(arrays)
+        return np.stack(arrays), _png_info(path, read, scale or "unit")
     if not path.exists():
         raise FileNotFoundError(f"images file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix in (".npy", ".npz"):
-        return _npy(path, "images", "images", limit)
+        arr = _npy(path, "images", "images", limit)
+        arr, how = _array_scale(arr, scale or "none")
+        return arr, {"source": str(path), "format": suffix[1:], "files": 1, "modes": {},
+                     "dtype": str(getattr(arr, "dtype", "?")), "conversion": "none", "scale": how}
     if suffix == ".png":
-        return _png(path, limit)[None]
+        read = _png(path, limit, scale or "unit")
+        return read[0][None], _png_info(path, [read], scale or "unit")
     raise ValueError(f"images file {path} must be .npy, .npz, .png or a folder of PNG files, got "
                      f"{suffix or 'a name without suffix'}")
+
+
+def describe(info: dict) -> str:
+    """One sentence on how images were read, from the dict of :func:`read_images` (or the ``setup["input"]`` of a
+    diagnosis): source, format, PNG modes or array dtype, conversion, pixel scale (chapters/diagnose.md)."""
+    if not info:
+        return ""
+    what = [str(info.get("format", "?"))]
+    modes = info.get("modes") or {}
+    if modes:
+        what.append(", ".join(f"{m} ×{c}" for m, c in modes.items()))
+    if info.get("dtype"):
+        what.append(f"dtype {info['dtype']}")
+    return (f"{info.get('source', '?')} ({'; '.join(what)}); conversion: {info.get('conversion', 'none')}; "
+            f"scale: {info.get('scale', '?')}")
+
+
+def _png_info(path, read: list, scale: str) -> dict:
+    modes: dict = {}
+    conversions: list = []
+    for _, mode, how in read:
+        modes[mode] = modes.get(mode, 0) + 1
+        if how not in conversions:
+            conversions.append(how)
+    if scale == "unit":
+        how_scale = "unit: 8-bit values divided by 255, 16-bit by 65535 (pixels in [0, 1])"
+    else:
+        how_scale = "none: values as stored (0–255 for 8-bit, 0–65535 for 16-bit)"
+    return {"source": str(path), "format": "png", "files": len(read), "modes": modes,
+            "conversion": "; ".join(conversions), "scale": how_scale}
 
 
 def load_teacher(path, *, max_bytes: int | None = None) -> np.ndarray:

@@ -16,6 +16,9 @@ The API, by module:
 * :mod:`~filterlib.diagnosis.guarantees`: Theorem 3.2 and 4.1 guarantees, the bounds a run is compared with,
   Theorem 4.3's closeness conditions and the verdict.
 * :mod:`~filterlib.diagnosis.runs`: gradient-descent runs and the fit of their rate.
+* :mod:`~filterlib.diagnosis.causes`: the activation warnings and the measured causes of a γ that is 0 or tiny.
+* :mod:`~filterlib.diagnosis.sweep`: :func:`diagnose_sweep` and :class:`Sweep`, one diagnosis per filter size and
+  stride.
 
 Two views of the same patches, and which theorem each number belongs to:
 
@@ -47,5 +50,7 @@ Defaults (``n_images=200``, ``n_patches=10_000``, ``n_directions=16``, ``steps=3
 """
 from .pipeline import STAGES, diagnose
 from .results import Condition, Diagnosis, Estimate, Guarantee, Run
+from .sweep import Sweep, diagnose_sweep
 
-__all__ = ["Condition", "Diagnosis", "Estimate", "Guarantee", "Run", "STAGES", "diagnose"]
+__all__ = ["Condition", "Diagnosis", "Estimate", "Guarantee", "Run", "STAGES", "Sweep", "diagnose",
+           "diagnose_sweep"]

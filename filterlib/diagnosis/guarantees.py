@@ -133,10 +133,16 @@ def closeness_conditions(conv: dict) -> dict:
     return {"gamma_lower_bound": lower, "L_cross_upper_bound": upper}
 
 
-def verdict(patch: dict, th32: Guarantee, th41: Guarantee, run, k: int, phi0: float) -> str:
-    """The one-paragraph verdict: the patches' smoothness against N(0, I) noise, what Theorems 3.2 and 4.1 promise,
-    and what gradient descent on the convolutional model (``run``) did. Used by :func:`filterlib.diagnose`
-    (chapters/diagnose.md)."""
+def verdict(patch: dict, th32: Guarantee, th41: Guarantee, run, k: int, phi0: float, causes=()) -> str:
+    """The one-paragraph verdict: first, when γ is 0 or tiny, its measured causes and the change that would test
+    each (``causes``, from :func:`filterlib.diagnosis.causes.causes`); then the patches' smoothness against N(0, I)
+    noise, what Theorems 3.2 and 4.1 promise, and what gradient descent on the convolutional model (``run``) did.
+    Used by :func:`filterlib.diagnose` (chapters/diagnose.md)."""
+    lead = ""
+    if causes:
+        which = causes[0].get("gamma", "")
+        named = "; ".join(f"{c['cause']}: {c['evidence']} (to test it: {c['fix']})" for c in causes)
+        lead = f"γ(φ₀) is 0 or tiny ({which}). Likely cause{'s' if len(causes) > 1 else ''}: {named}. "
     parts = []
     g, L = patch["gamma"].value, patch["L"].value
     if g is not None and L:
@@ -156,7 +162,7 @@ def verdict(patch: dict, th32: Guarantee, th41: Guarantee, run, k: int, phi0: fl
             parts.append("Theorem 4.1 does not apply to the convolutional filter: " + (th41.reason or ""))
     parts += _run_verdict(run)
     text = "; ".join(parts) + "."
-    return text[0].upper() + text[1:]
+    return lead + text[0].upper() + text[1:]
 
 
 def _count(x) -> str:

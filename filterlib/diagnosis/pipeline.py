@@ -10,12 +10,14 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from .. import _validate as v
 from .. import config, rng, theory
 from ..data.files import as_images
 from ..data.teachers import resolve_teacher
 from ..model import patches
+from . import causes as ca
 from . import guarantees as gu
 from .results import Diagnosis, Estimate, Guarantee, Run
 from .runs import run
@@ -41,6 +43,8 @@ class _Options:
     steps: int
     eta: float | None
     seed: int
+    center: bool = False
+    max_patches: int | None = None
 
 
 @dataclass
@@ -53,7 +57,11 @@ class _State:
     images: torch.Tensor                      # (N, H, W), all given images
     w_star: torch.Tensor
     teacher: str
-    Z: torch.Tensor | None = None             # (n, k, p): every patch of the n chosen images
+    Z: torch.Tensor | None = None             # (n, k, p): every patch of the n chosen images (or their crops)
+    chosen: torch.Tensor | None = None        # (n, H, W): the n chosen images, whole
+    crop: dict | None = None                  # how the convolutional view was cut to max_patches, or None
+    activation: dict = field(default_factory=dict)
+    source: dict = field(default_factory=dict)
     Zp: torch.Tensor | None = None            # (n_patches, 1, p): single patches for the one-neuron view
     w0: torch.Tensor | None = None
     grid: torch.Tensor | None = None          # the φ grid of the step caps, ending at φ₀
@@ -86,21 +94,80 @@ def _stage(label: str):
 
 @_stage("patches")
 def _draw_sample(st: _State) -> None:
-    """Subsample the images, cut them into patches, draw the single patches, the start w₀ and the cap grid."""
+    """Subsample the images, cut them into patches (the convolutional view within ``max_patches``, by random crops
+    of the images where they give more), draw the single patches, the start w₀ and the cap grid."""
     o, x = st.opt, st.images
-    p = o.filter_size ** 2
+    s, p = o.filter_size, o.filter_size ** 2
     g = rng.generator(o.seed, "cpu")
     if o.n_images is not None and o.n_images < x.shape[0]:
         x = x[torch.randperm(x.shape[0], generator=g, device=g.device)[:o.n_images].sort().values]
-    st.Z = patches(x, o.filter_size, o.stride)                             # (n, k, p), float64
-    flat = st.Z.reshape(-1, p)
-    if o.n_patches is not None and o.n_patches < flat.shape[0]:
-        flat = flat[torch.randperm(flat.shape[0], generator=g, device=g.device)[:o.n_patches]]
+    st.chosen = x
+    n, H, W = x.shape
+    kh, kw = (H - s) // o.stride + 1, (W - s) // o.stride + 1
+    if o.max_patches is None or n * kh * kw <= o.max_patches:
+        st.Z = patches(x, s, o.stride)                                     # (n, k, p), float64
+        flat = st.Z.reshape(-1, p)
+        if o.n_patches is not None and o.n_patches < flat.shape[0]:
+            flat = flat[torch.randperm(flat.shape[0], generator=g, device=g.device)[:o.n_patches]]
+    else:                                                                  # large images: never all patches at once
+        flat = _some_patches(x, s, o.stride, o.n_patches or o.max_patches, g)
+        st.Z, st.crop = _cropped(x, s, o.stride, o.max_patches, g)
     st.Zp = flat[:, None, :].contiguous()                                  # (n_patches, 1, p)
     st.start = math.sin(o.phi0)
     u = torch.randn(p, generator=g, dtype=_DTYPE, device=g.device)
     st.w0 = st.w_star + st.start * st.w_star.norm() * u / u.norm()
     st.grid = o.phi0 * torch.arange(_CAP_POINTS, dtype=_DTYPE) / (_CAP_POINTS - 1)
+    st.activation = _activation(st)
+
+
+def _some_patches(x: torch.Tensor, s: int, stride: int, m: int, g) -> torch.Tensor:
+    """``m`` patches (m, s²) drawn uniformly with replacement from all positions of all images, without cutting
+    every patch."""
+    n, H, W = x.shape
+    kh, kw = (H - s) // stride + 1, (W - s) // stride + 1
+    idx = torch.randint(0, n * kh * kw, (m,), generator=g, device=g.device)
+    i, rest = idx // (kh * kw), idx % (kh * kw)
+    r, c = (rest // kw) * stride, (rest % kw) * stride
+    off = torch.arange(s)
+    rows = (r[:, None] + off[None, :])[:, :, None]                         # (m, s, 1)
+    cols = (c[:, None] + off[None, :])[:, None, :]                         # (m, 1, s)
+    return x[i[:, None, None], rows, cols].reshape(m, s * s)
+
+
+def _cropped(x: torch.Tensor, s: int, stride: int, max_patches: int, g) -> tuple[torch.Tensor, dict]:
+    """The patches (n', k', p) of random square crops of the images, the largest crop for which n'·k' ≤
+    ``max_patches`` (n' = n unless even s×s crops are too many), and a description of the cut."""
+    n, H, W = x.shape
+    side = s
+    for c in range(min(H, W), s - 1, -1):
+        if n * ((c - s) // stride + 1) ** 2 <= max_patches:
+            side = c
+            break
+    if n * ((side - s) // stride + 1) ** 2 > max_patches:                   # even one patch per image is too many
+        x = x[torch.randperm(n, generator=g, device=g.device)[:max_patches].sort().values]
+        n = x.shape[0]
+    top = torch.randint(0, H - side + 1, (n,), generator=g, device=g.device)
+    left = torch.randint(0, W - side + 1, (n,), generator=g, device=g.device)
+    off = torch.arange(side)
+    crops = x[torch.arange(n)[:, None, None], (top[:, None] + off)[:, :, None], (left[:, None] + off)[:, None, :]]
+    Z = patches(crops, s, stride)
+    return Z, {"side": side, "n_images": n, "k": int(Z.shape[1]), "max_patches": max_patches,
+               "note": f"the convolutional view uses a random {side}×{side} crop of each of {n} images (k = "
+                       f"{Z.shape[1]} patches each) to stay within max_patches = {max_patches}"}
+
+
+def _activation(st: _State) -> dict:
+    """The fractions of all patches of the chosen images (and of the images: at least one active patch) on which
+    the teacher w* and the start w₀ are active (wᵀz > 0), by one convolution of the whole images."""
+    x, s, stride = st.chosen, st.opt.filter_size, st.opt.stride
+    out = {}
+    for name, w in (("teacher", st.w_star), ("start", st.w0)):
+        act = F.conv2d(x[:, None], w.reshape(1, 1, s, s), stride=stride)[:, 0] > 0     # (n, kh, kw)
+        out[f"{name}_active_fraction"] = float(act.double().mean())
+        out[f"{name}_active_image_fraction"] = float(act.reshape(act.shape[0], -1).any(dim=1).double().mean())
+    out["n_patches_counted"] = int(act.numel())
+    out["warnings"] = ca.activation_warnings(out)
+    return out
 
 
 @_stage("one-neuron constants")
@@ -120,7 +187,9 @@ def _conv_constants(st: _State) -> None:
     c = _constants(st, st.Z, ("gamma", "L", "beta", "L_cross"))
     (gam, gam_se), (L, L_se), (beta, beta_se), (lx, lx_se) = c["gamma"], c["L"], c["beta"], c["L_cross"]
     gam, singular = _clean_gamma(gam, L)
-    st.conv = {"gamma": Estimate.of(gam[-1], _at(gam_se, -1), _SINGULAR if singular else None),
+    n, p = st.Z.shape[0], st.Z.shape[2]
+    reason = (ca.too_few_images(n, p) if n < p else _SINGULAR) if singular else None
+    st.conv = {"gamma": Estimate.of(gam[-1], _at(gam_se, -1), reason),
                "L": Estimate.of(L[-1], _at(L_se, -1)), "beta": Estimate.of(beta, beta_se),
                "L_cross": Estimate.of(lx, lx_se, "exactly 0 for k = 1" if st.Z.shape[1] == 1 else None)}
     st.curves["conv"] = ([float(t) for t in gam], [float(t) for t in L], float(beta), float(lx))
@@ -228,8 +297,11 @@ def _progress(progress, total):
 
 
 def _check_arguments(images, filter_size, stride, n_images, n_patches, phi0, eps, n_directions, steps, eta,
-                     seed) -> tuple[torch.Tensor, _Options]:
+                     seed, center=False, max_patches=None) -> tuple[torch.Tensor, _Options]:
     x = as_images(images)
+    center = v.flag(center, "center")
+    if max_patches is not None:
+        max_patches = v.positive_int(max_patches, "max_patches")
     s = v.positive_int(filter_size, "filter_size")
     stride = v.positive_int(stride, "stride")
     _, H, W = x.shape
@@ -253,12 +325,17 @@ def _check_arguments(images, filter_size, stride, n_images, n_patches, phi0, eps
     if eta is not None:
         eta = v.positive_float(eta, "eta")
     seed = v.seed(seed, "seed")
-    return x, _Options(s, stride, n_images, n_patches, phi0, eps, n_directions, steps, eta, seed)
+    if center:
+        x = x - x.mean(dim=(1, 2), keepdim=True)
+    return x, _Options(s, stride, n_images, n_patches, phi0, eps, n_directions, steps, eta, seed, center,
+                       max_patches)
 
 
 def diagnose(images, filter_size: int, stride: int = 1, w_star=None, *, n_images: int | None = 200,
              n_patches: int | None = 10_000, phi0: float = math.pi / 6, eps: float = 1e-3, n_directions: int = 16,
-             steps: int = 300, eta: float | None = None, seed: int = 0, progress: bool | None = None) -> Diagnosis:
+             steps: int = 300, eta: float | None = None, seed: int = 0, center: bool = False,
+             max_patches: int | None = 250_000, source: dict | None = None,
+             progress: bool | None = None) -> Diagnosis:
     """Is a ``filter_size``×``filter_size`` filter easy to learn on these images? Defined in chapters/diagnose.md.
 
     ``images``: a torch tensor or numpy array (N, H, W) of real numbers (ints are converted; no rescaling).
@@ -275,13 +352,24 @@ def diagnose(images, filter_size: int, stride: int = 1, w_star=None, *, n_images
     runs (default: each theorem's largest step; see :mod:`filterlib.diagnosis`), ``progress`` a bar over the
     stages (default from FILTERLIB_PROGRESS).
 
+    ``center``: subtract each image's mean pixel first (a teacher whose entries do not sum to about 0 is dead or
+    linear on uncentred pixels). ``max_patches`` (None: no limit) bounds the convolutional view: where the chosen
+    images give more patches, it uses a random square crop of each image, the largest that fits (the report says
+    so), and the one-neuron patches are drawn from all positions without cutting every patch. ``source``: how the
+    images were read (the dict of :func:`filterlib.data.files.read_images`), shown in the report; by default the
+    array's type and dtype. The report always gives the fractions of patches on which the teacher and the start are
+    active and, when γ is 0 or tiny, the causes it can measure (dead teacher, fewer images than p, constant
+    patches, uncentred pixels) with the change that would test each.
+
     Returns a :class:`~filterlib.diagnosis.Diagnosis`. Raises TypeError/ValueError naming the parameter for bad
     inputs; never raises because a theorem's condition fails.
     """
+    given = _describe(images, source)
     x, opt = _check_arguments(images, filter_size, stride, n_images, n_patches, phi0, eps, n_directions, steps, eta,
-                              seed)
+                              seed, center, max_patches)
     w, teacher = resolve_teacher(w_star, opt.filter_size, seed=opt.seed)
     st = _State(opt, x, w, teacher)
+    st.source = given
     bar = _progress(progress, len(STAGES))
     try:
         for label, stage in STAGES:
@@ -298,15 +386,36 @@ def diagnose(images, filter_size: int, stride: int = 1, w_star=None, *, n_images
     return _diagnosis(st)
 
 
+def _describe(images, source) -> dict:
+    """How the images were read: ``source`` as given, or the array's type and dtype."""
+    if source is not None:
+        if not isinstance(source, dict):
+            raise TypeError(f"source must be a dict (as read_images returns) or None, got {type(source).__name__}")
+        return dict(source)
+    dtype = getattr(images, "dtype", None)
+    return {"source": f"{type(images).__module__.split('.')[0]} {type(images).__name__}", "format": "array",
+            "files": None, "modes": {}, "dtype": str(dtype), "conversion": "none",
+            "scale": "as given (no rescaling)"}
+
+
+def _pixels(x: torch.Tensor) -> dict:
+    return {"min": float(x.min()), "max": float(x.max()), "mean": float(x.mean()), "std": float(x.std())}
+
+
 def _diagnosis(st: _State) -> Diagnosis:
     """The :class:`Diagnosis` of the finished stages."""
     o, (N, H, W), (n, k, p) = st.opt, st.images.shape, st.Z.shape
+    n_chosen = st.chosen.shape[0]
     setup = {"n_images": n, "n_images_given": N, "height": H, "width": W, "filter_size": o.filter_size,
              "stride": o.stride, "p": p, "k": k, "n_patches": int(st.Zp.shape[0]), "teacher": st.teacher,
              "teacher_norm": float(st.w_star.norm()), "phi0": o.phi0, "start": st.start, "eps": o.eps,
              "n_directions": o.n_directions, "steps": o.steps, "seed": o.seed,
-             "phi_grid_for_caps": [float(t) for t in st.grid]}
-    verdict = gu.verdict(st.patch, st.theorem_3_2, st.theorem_4_1, st.run_conv, k, o.phi0)
+             "phi_grid_for_caps": [float(t) for t in st.grid],
+             "input": {**st.source, "center": o.center, "pixels": _pixels(st.chosen)},
+             "teacher_sum": float(st.w_star.sum()), "n_images_chosen": n_chosen, "max_patches": o.max_patches,
+             "crop": st.crop}
+    found = ca.causes(st.patch, st.conv, st.activation, setup, st.Zp)
+    verdict = gu.verdict(st.patch, st.theorem_3_2, st.theorem_4_1, st.run_conv, k, o.phi0, found)
     details = {"w_star": st.w_star, "w0": st.w0, "patch_sample": st.Zp, **st.histories}
     return Diagnosis(setup, st.patch, st.conv, st.closeness, st.theorem_3_2, st.theorem_4_1, st.run_patch,
-                     st.run_conv, verdict, details)
+                     st.run_conv, verdict, details, activation=st.activation, causes=found)

@@ -244,6 +244,40 @@ def setup_sentence(d) -> str:
         return ""
 
 
+def input_sentence(d) -> str:
+    """How the images were read and their pixel scale, in one sentence (chapters/diagnose.md)."""
+    i = d.setup.get("input") or {}
+    if not i:
+        return ""
+    px = i.get("pixels") or {}
+    from ..data.files import describe
+
+    text = f"Input: {describe(i)}."
+    if px:
+        text += (f" Pixels{' after centring each image' if i.get('center') else ' (not centred)'}: mean "
+                 f"{px['mean']:.3g}, standard deviation {px['std']:.3g}, from {px['min']:.3g} to {px['max']:.3g}.")
+    crop = d.setup.get("crop")
+    if crop:
+        text += f" Note: {crop['note']}."
+    return text
+
+
+def _input_and_activation(d) -> list[str]:
+    from .causes import activation_text
+
+    esc = _html.escape
+    out = []
+    sentence = input_sentence(d)
+    if sentence:
+        out.append(f"<p><small>{esc(sentence)}</small></p>")
+    act = activation_text(d.activation)
+    if act:
+        out.append(f"<p><strong>Activation.</strong> {esc(act[0].upper() + act[1:])}.</p>")
+    for w in d.activation.get("warnings", []):
+        out.append(f'<p class="filterlib-warning"><strong>Warning:</strong> {esc(w)}.</p>')
+    return out
+
+
 def html(d) -> str:
     """The Diagnosis as HTML for a notebook (``Diagnosis._repr_html_``; chapters/diagnose.md)."""
     esc = _html.escape
@@ -251,7 +285,12 @@ def html(d) -> str:
     sentence = setup_sentence(d)
     if sentence:
         parts.append(f"<p><strong>Diagnosis.</strong> {esc(sentence)}</p>")
+    parts += _input_and_activation(d)
     parts.append(f'<p class="filterlib-verdict"><strong>Verdict.</strong> {esc(d.verdict)}</p>')
+    if d.causes:
+        parts.append('<ul class="filterlib-causes">' + "".join(
+            f"<li><strong>{esc(c['cause'])}</strong>: {esc(c['evidence'])}. <em>To test it:</em> {esc(c['fix'])}.</li>"
+            for c in d.causes) + "</ul>")
     parts.append(conditions_table(d)._repr_html_())
     parts.append(rates_table(d)._repr_html_())
     notes = _notes(d)

@@ -105,7 +105,10 @@ class Diagnosis:
     """The result of :func:`filterlib.diagnose` (chapters/diagnose.md): ``setup`` (what was measured), the ``patch``
     (one neuron) and ``conv`` constants as :class:`Estimate`, Theorem 4.3's ``closeness`` conditions
     (:class:`Condition`), the two :class:`Guarantee`, the two gradient-descent :class:`Run`, and a one-paragraph
-    ``verdict``. A notebook shows it as an HTML report (``_repr_html_``), :meth:`table` prints it as text,
+    ``verdict`` (led by the measured ``causes`` when γ is 0 or tiny: dicts {"cause", "evidence", "fix", "gamma"});
+    ``activation`` holds ``teacher_active_fraction`` and ``start_active_fraction`` (of all patches of the chosen
+    images), the same per image (``..._image_fraction``: at least one active patch) and ``warnings`` for a dead
+    (< 1 %) or linear (> 99 %) teacher or start; ``setup["input"]`` says how the images were read. A notebook shows it as an HTML report (``_repr_html_``), :meth:`table` prints it as text,
     :meth:`to_dict` gives plain floats, strings, bools and None (JSON-serialisable, no NaN). ``details`` (left out of :meth:`to_dict`) holds the tensors ``w_star``, ``w0`` and
     ``patch_sample`` (the (n_patches, 1, p) single patches of the one-neuron view) and the two
     :class:`~filterlib.train.History` objects ``history_patch`` and ``history_conv`` (None where no run was made),
@@ -121,6 +124,8 @@ class Diagnosis:
     run_conv: Run
     verdict: str
     details: dict = field(default_factory=dict, repr=False, compare=False)
+    activation: dict = field(default_factory=dict)
+    causes: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """Nested dict of floats, ints, strings, bools and None (no tensors, no NaN or infinity), as printed by
@@ -137,7 +142,8 @@ class Diagnosis:
     def table(self) -> str:
         """A readable multi-line summary: constants with error bars, conditions, steps, predicted vs measured, as
         printed in chapters/diagnose.md."""
-        lines = _setup_rows(self.setup) + [""] + _constant_rows(self) + [""]
+        lines = _setup_rows(self.setup) + _input_rows(self.setup) + _activation_rows(self.activation) + [""]
+        lines += _constant_rows(self) + [""]
         for g in (self.theorem_3_2, self.theorem_4_1):
             lines += _guarantee_rows(g) + [""]
         lines.append("Gradient descent on the sample (contraction = per-step factor of ‖w_t − w*‖², fitted)")
@@ -176,6 +182,35 @@ def _setup_rows(s: dict) -> list[str]:
             f"{s['filter_size']} (p = {s['p']}), stride {s['stride']}, k = {s['k']} patches per image; "
             f"teacher {s['teacher']} (‖w*‖ = {s['teacher_norm']:.3g}); φ₀ = {s['phi0']:.4f} rad "
             f"(start at ‖w₀ − w*‖ = {s['start']:.3g}‖w*‖), ε = {s['eps']:g}"]
+
+
+def _input_rows(s: dict) -> list[str]:
+    """How the images were read and their pixel scale (chapters/diagnose.md)."""
+    i = s.get("input")
+    if not i:
+        return []
+    from ..data.files import describe
+
+    lines = [f"Input: {describe(i)}"]
+    px = i.get("pixels") or {}
+    if px:
+        lines.append(f"Pixels{' after centring each image' if i.get('center') else ''}: min {px['min']:.4g}, max "
+                     f"{px['max']:.4g}, mean {px['mean']:.4g}, std {px['std']:.4g}"
+                     + ("" if i.get("center") else " (not centred; --center subtracts each image's mean)"))
+    crop = s.get("crop")
+    if crop:
+        lines.append(f"Note: {crop['note']}")
+    return lines
+
+
+def _activation_rows(a: dict) -> list[str]:
+    from .causes import activation_text
+
+    if not a:
+        return []
+    lines = [f"Activation (wᵀz > 0, all {a['n_patches_counted']} patches): " + activation_text(a)]
+    lines += [f"WARNING: {w}" for w in a.get("warnings", [])]
+    return lines
 
 
 def _constant_rows(d: Diagnosis) -> list[str]:
