@@ -24,7 +24,7 @@ The paper's theory, measured
     * :mod:`filterlib.teacher_student`: teacher–student learning on real images (Figures 3(c)/(d), 4 and 5):
       teacher labels, starts at a given distance, spectra, relative-loss and interpolation curves.
     * :mod:`filterlib.diagnosis` (a package): :func:`diagnose`, the paper's constants, guarantees and a measured
-      rate on a user's images, and its result types (``python -m filterlib diagnose``).
+      rate on a user's images, :func:`diagnose_sweep` (one diagnosis per filter size and stride), and its result types (``python -m filterlib diagnose``).
 The book's furniture
     * :mod:`filterlib.plots` and :mod:`filterlib.widgets`: figures from a History, kernel-free slider widgets.
     * :mod:`filterlib.selfcheck`: the students' self-checks of their exercise answers.
@@ -37,13 +37,13 @@ Settings
 The names below are the ones a chapter needs most often, importable from ``filterlib`` itself.
 """
 from .config import default_dtype, device
-from .diagnosis import diagnose
+from .diagnosis import diagnose, diagnose_sweep
 from .image_sgd import sgd_images
 from .model import angle, forward, gradient, loss, patches, relative_loss
 from .rng import generator
 from .tables import Table
 from .train import History, gradient_descent, sgd
 
-__all__ = ["History", "Table", "angle", "default_dtype", "device", "diagnose", "forward", "generator", "gradient",
-           "gradient_descent", "loss", "patches", "relative_loss", "sgd", "sgd_images"]
+__all__ = ["History", "Table", "angle", "default_dtype", "device", "diagnose", "diagnose_sweep", "forward",
+           "generator", "gradient", "gradient_descent", "loss", "patches", "relative_loss", "sgd", "sgd_images"]
 __version__ = "0.1.0"
