@@ -21,10 +21,10 @@ from .train import History
 
 # The Okabe–Ito palette (Okabe & Ito, "Color Universal Design", 2008), distinguishable with every common colour
 # vision deficiency. It is ordered like matplotlib's default cycle, so C0..C4 keep their names: C0 blue, C1 orange,
-# C2 (bluish) green, C3 vermillion (the red), C4 (reddish) purple; then sky blue, black and grey. Its yellow is left
-# out: a thin yellow line on white is nearly invisible.
+# C2 (bluish) green, C3 vermillion (the red), C4 (reddish) purple; then sky blue and black. Its yellow is left out
+# (a thin yellow line on white is nearly invisible), and so is a grey, which a deuteranope confuses with the others.
 OKABE_ITO = {"blue": "#0072B2", "orange": "#E69F00", "green": "#009E73", "vermillion": "#D55E00",
-             "purple": "#CC79A7", "sky blue": "#56B4E9", "black": "#000000", "grey": "#999999"}
+             "purple": "#CC79A7", "sky blue": "#56B4E9", "black": "#000000"}
 COLOURS = list(OKABE_ITO.values())
 # Line styles and markers that tell compared curves apart without colour (in this order).
 LINESTYLES = ["-", "--", ":", "-."]
