@@ -107,7 +107,7 @@ def _exercises_per_chapter(app, env):
 def _config(app, config):
     """The theme component overrides come first; axe-core (vendor/axe/, tests only) is not copied to _static."""
     config.templates_path.insert(0, str(TEMPLATES))
-    config.exclude_patterns.append("axe/**")
+    config.exclude_patterns.append("axe")
 
 
 def _add_css(app):
