@@ -469,7 +469,7 @@ SLIDER_MOVED = """([i, before]) => {
 def test_sliders_work_by_keyboard_and_announce_their_value(server, browser, name):
     """Each slider, with the arrow keys only: its handle is named after the parameter and announces the value the
     readout shows; every step right shows a new figure, whose alt text starts with "At {name} = {value}:"."""
-    page, log = open_page(browser, f"{server}/{name}")
+    page, log = open_page(browser, f"{server}/chapters/{name}")
     settled(page)
     for i in range(page.locator(".widget-vbox").count()):
         page.locator(".widget-vbox").nth(i).scroll_into_view_if_needed()
