@@ -2,15 +2,43 @@
 
 Each function draws on a matplotlib ``Axes`` it is given and returns it, so chapters compose figures and
 :func:`filterlib.widgets.slider` frames from the same calls. Logarithms are base 10 and say so on the axis.
+
+Importing this module sets matplotlib's default colour cycle to :data:`COLOURS`, a colour-blind-safe palette
+(:func:`use_accessible_colours`; chapters/accessibility.md): curves drawn without an explicit colour are never told
+apart by red against green alone. Where curves are compared, chapters also vary :data:`LINESTYLES` or
+:data:`MARKERS`, so a figure printed in grey still reads.
 """
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 import torch
+from cycler import cycler
 
 from . import _validate as v
 from . import model
 from .train import History
+
+# The Okabe–Ito palette (Okabe & Ito, "Color Universal Design", 2008), distinguishable with every common colour
+# vision deficiency. It is ordered like matplotlib's default cycle, so C0..C4 keep their names: C0 blue, C1 orange,
+# C2 (bluish) green, C3 vermillion (the red), C4 (reddish) purple; then sky blue and black. Its yellow is left out
+# (a thin yellow line on white is nearly invisible), and so is a grey, which a deuteranope confuses with the others.
+OKABE_ITO = {"blue": "#0072B2", "orange": "#E69F00", "green": "#009E73", "vermillion": "#D55E00",
+             "purple": "#CC79A7", "sky blue": "#56B4E9", "black": "#000000"}
+COLOURS = list(OKABE_ITO.values())
+# Line styles and markers that tell compared curves apart without colour (in this order).
+LINESTYLES = ["-", "--", ":", "-."]
+MARKERS = ["o", "s", "^", "D"]
+
+
+def use_accessible_colours() -> None:
+    """Make :data:`COLOURS` matplotlib's default colour cycle (done when this module is imported).
+
+    Defined for chapters/accessibility.md; every chapter that plots imports this module."""
+    matplotlib.rcParams["axes.prop_cycle"] = cycler(color=COLOURS)
+
+
+use_accessible_colours()
 
 
 def distance_curves(ax, history: History, *, band: bool = False, label: str | None = None, color=None,

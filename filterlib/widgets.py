@@ -8,11 +8,19 @@ work, :func:`slider` takes the live path by itself (:func:`on_colab`).
 
 Frames are sharp on high-density (retina) screens: each PNG is rendered at twice the resolution (``scale=2``) and
 shown at its 1x size (the image's ``width``), so a figure keeps the size it has at ``dpi`` and gains the detail.
+
+Frames are accessible: each is an ``<img>`` whose ``alt`` text says which value it shows and what the figure plots
+(``alt``), so a screen reader announces "At σ = 0.5: median distance against iteration …" rather than nothing;
+the slider's accessible name (its ``name``) and announced value (the readout, not the index) are set in the
+browser by ``vendor/widgets/widgets-offline.js``. The accessibility statement is chapters/accessibility.md.
 """
 from __future__ import annotations
 
+import base64
+import html
 import importlib.util
 import io
+import re
 import struct
 import sys
 from typing import Callable, Sequence
@@ -20,6 +28,7 @@ from typing import Callable, Sequence
 import ipywidgets as widgets
 
 from . import _validate as v
+from . import plots  # noqa: F401  (its import sets the colour-blind-safe default colours for the frames' figures)
 
 
 def figure_png(fig, dpi: int = 80, scale: int = 1) -> bytes:
@@ -68,7 +77,7 @@ def _labels(values, fmt):
 
 
 def slider(fn: Callable, values: Sequence, *, name: str = "value", fmt="{:g}", start: int = 0,
-           live: bool | None = None, dpi: int = 80, scale: int = 2) -> widgets.VBox:
+           live: bool | None = None, dpi: int = 80, scale: int = 2, alt=None) -> widgets.VBox:
     """A slider over ``values`` showing ``fn(value)``, a matplotlib figure, for the selected value.
 
     The slider reads the parameter's value (formatted with ``fmt``, a format string or a function), not its
@@ -77,6 +86,9 @@ def slider(fn: Callable, values: Sequence, *, name: str = "value", fmt="{:g}", s
     the kernel instead (an ``Output`` redrawn on each move; use it in Jupyter for long value lists).
     ``live=None`` (the default) means live on Colab (:func:`on_colab`), precomputed everywhere else.
     Figures are shown at ``dpi`` and rendered at ``dpi * scale`` (2: sharp on a high-density screen).
+    ``alt``: what the figure shows, for readers who cannot see it (a string, or a function of the value returning
+    one); each frame's alternative text is "At {name} = {label}: {alt}" (:func:`frame_alt`). Without ``alt`` the
+    text is made from the figure's titles and axis labels (:func:`describe_figure`).
     Defined in chapters/gd_gaussian.md; used in chapters/smoothness.md, chapters/rate.md, chapters/closeness.md
     and chapters/mnist.md.
     """
@@ -89,6 +101,8 @@ def slider(fn: Callable, values: Sequence, *, name: str = "value", fmt="{:g}", s
     dpi = v.positive_int(dpi, "dpi")
     scale = v.positive_int(scale, "scale")
     live = on_colab() if live is None else v.flag(live, "live")
+    if alt is not None and not (callable(alt) or isinstance(alt, str)):
+        raise TypeError(f"alt must be a string or a function of the value returning one, got {type(alt).__name__}")
     control = widgets.SelectionSlider(options=[(lab, i) for i, lab in enumerate(labels)], value=start,
                                       description=name, continuous_update=True,
                                       layout=widgets.Layout(width="min(100%, 36em)"),
@@ -97,31 +111,88 @@ def slider(fn: Callable, values: Sequence, *, name: str = "value", fmt="{:g}", s
         out = widgets.Output()
 
         def draw(index):
-            png = _render(fn, values[index], dpi, scale)
+            png, text = _render(fn, values[index], dpi, scale, name, labels[index], alt)
             out.clear_output(wait=True)
             with out:
-                from IPython.display import Image, display
+                from IPython.display import HTML, display
 
-                display(Image(data=png, format="png", width=_png_size(png)[0] // scale))
+                display(HTML(_img_html(png, scale, text)))
 
         control.observe(lambda change: draw(change["new"]), names="index")
         draw(start)
         return widgets.VBox([control, out])
-    frames = [_frame(_render(fn, x, dpi, scale), scale) for x in values]
+    frames = [_frame(*_render(fn, x, dpi, scale, name, lab, alt), scale) for x, lab in zip(values, labels)]
     stack = widgets.Stack(frames, selected_index=start)
     widgets.jslink((control, "index"), (stack, "selected_index"))
     return widgets.VBox([control, stack])
 
 
-def _frame(png: bytes, scale: int) -> widgets.Image:
-    """An image widget showing PNG bytes rendered at ``scale`` times their display resolution, at their 1x width
-    (never wider than the column: ``max-width: 100%``, the height follows)."""
-    return widgets.Image(value=png, format="png", width=str(_png_size(png)[0] // scale),
-                         layout=widgets.Layout(max_width="100%", height="auto"))
+def _frame(png: bytes, text: str, scale: int) -> widgets.HTML:
+    """A frame: an ``<img>`` of PNG bytes rendered at ``scale`` times their display resolution, shown at their 1x
+    width (never wider than the column: ``max-width: 100%``, the height follows), with ``text`` as its ``alt``.
+
+    An HTML widget, not ``ipywidgets.Image``: Image has no alternative text, and a frame must have one."""
+    return widgets.HTML(value=_img_html(png, scale, text))
 
 
-def _render(fn, value, dpi, scale=1):
+def _img_html(png: bytes, scale: int, text: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<img src="data:image/png;base64,{data}" width="{_png_size(png)[0] // scale}" '
+            f'alt="{html.escape(text, quote=True)}" style="max-width: 100%; height: auto">')
+
+
+def frame_png(frame: widgets.HTML) -> bytes:
+    """The PNG bytes a precomputed frame of :func:`slider` shows (decoded from its ``<img>``)."""
+    found = re.search(r'src="data:image/png;base64,([^"]+)"', frame.value)
+    if not found:
+        raise ValueError("not a slider frame (no PNG image)")
+    return base64.b64decode(found.group(1))
+
+
+def frame_alt(frame: widgets.HTML) -> str:
+    """The alternative text of a precomputed frame of :func:`slider`."""
+    found = re.search(r'alt="([^"]*)"', frame.value)
+    if not found:
+        raise ValueError("not a slider frame (no alt text)")
+    return html.unescape(found.group(1))
+
+
+def _plain(text: str) -> str:
+    """A matplotlib label as plain words: TeX markup ($, backslash commands, braces) removed."""
+    text = text.replace("\\|", "‖")
+    text = re.sub(r"\\(mathrm|mathbf|operatorname|text)\b", "", text)
+    text = re.sub(r"\\([A-Za-z]+)", r"\1", text).replace("$", "")
+    return re.sub(r"\s+", " ", re.sub(r"[{}_^]|\\[,;! ]", " ", text)).strip()
+
+
+def describe_figure(fig) -> str:
+    """A plain-words description of a matplotlib figure from its titles and axis labels ("Figure: title. Panel
+    1: y label against x label ..."), the fallback alternative text of :func:`slider`'s frames."""
+    parts = []
+    title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+    if title:
+        parts.append(_plain(title) + ".")
+    axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    for k, ax in enumerate(axes, 1):
+        words = []
+        if ax.get_title():
+            words.append(_plain(ax.get_title()))
+        y, x = _plain(ax.get_ylabel()), _plain(ax.get_xlabel())
+        if y and x:
+            words.append(f"{y} against {x}")
+        if words:
+            parts.append((f"Panel {k}: " if len(axes) > 1 else "") + "; ".join(words) + ".")
+    return " ".join(parts) or "A figure without titles or axis labels."
+
+
+def _render(fn, value, dpi, scale=1, name="value", label=None, alt=None):
+    """The PNG bytes of ``fn(value)`` and its alternative text "At {name} = {label}: {what it shows}"."""
     fig = fn(value)
     if not hasattr(fig, "savefig"):
         raise TypeError(f"fn must return a matplotlib figure, got {type(fig).__name__} for value {value!r}")
-    return figure_png(fig, dpi, scale)
+    what = alt(value) if callable(alt) else alt
+    if what is not None and not isinstance(what, str):
+        raise TypeError(f"alt(value) must return a string, got {type(what).__name__} for value {value!r}")
+    what = (what or "").strip() or describe_figure(fig)
+    label = str(value) if label is None else label
+    return figure_png(fig, dpi, scale), f"At {name} = {label}: {what}"

@@ -9,6 +9,13 @@ screens (two image pixels per displayed pixel). At a 390-px window (a phone) the
 sideways. Each failure names the page, the element (its kind and the section it is in) and a snippet of its
 content.
 
+Accessibility (WCAG 2.1 AA; the statement is chapters/accessibility.md): axe-core (vendored, vendor/VERSIONS) runs
+every WCAG 2.0/2.1 A and AA rule on every page in light and dark mode and finds no violation, except the
+theme-owned rules listed by id in the statement's "Exceptions owned by the theme"; every image has an alt text
+that is not a file name and has a few words; every equation carries MathJax's assistive MathML; every slider,
+moved by the arrow keys alone, changes its figure, its announced value (aria-valuetext) and its frame's alt text,
+which contains the value.
+
 FILTERBOOK_SCREENSHOTS=DIR also writes a full-page screenshot of every page at both widths into DIR
 (``chapters_rate-1280.png``, ``chapters_rate-390.png`` ...), to look at.
 
@@ -62,8 +69,8 @@ def browser():
         b.close()
 
 
-def open_page(browser, url, width=1280, height=1600):
-    page = browser.new_page(viewport={"width": width, "height": height})
+def open_page(browser, url, width=1280, height=1600, color_scheme="light"):
+    page = browser.new_page(viewport={"width": width, "height": height}, color_scheme=color_scheme)
     log = {"requests": [], "failed": [], "errors": []}
     page.on("request", lambda r: log["requests"].append(r.url))
     page.on("requestfailed", lambda r: log["failed"].append(r.url))
@@ -330,3 +337,172 @@ def test_phone_width_page_does_not_scroll_sideways(server, browser, name):
     assert m["scroll"] <= m["width"], (f"{name} at {PHONE} px scrolls sideways ({m['scroll']} px wide); "
                                        f"elements sticking out (element | section | right edge px | text):\n"
                                        + fmt(m["sticking_out"], ["kind", "where", "right", "snippet"]))
+
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Accessibility: axe-core's WCAG 2.0/2.1 A and AA rules, alternative texts, MathML, sliders by keyboard
+# ---------------------------------------------------------------------------------------------------------------
+AXE = ROOT / "vendor" / "axe" / "axe.min.js"
+STATEMENT = ROOT / "chapters" / "accessibility.md"
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+RUN_AXE = """async tags => {
+  const r = await axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']});
+  return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help, count: v.nodes.length,
+    nodes: v.nodes.slice(0, 4).map(n => n.target.join(' ') + ' :: ' + n.html.slice(0, 90)).join(' || ')}));
+}"""
+
+IMAGES = r"""() => [...document.querySelectorAll('img')].filter(i => !i.closest('[hidden], template')).map(i => {
+  const s = i.closest('section[id]');
+  return {alt: i.getAttribute('alt'), src: (i.getAttribute('src') || '').slice(0, 60),
+          article: !!i.closest('article'), where: s ? '#' + s.id : '(top)'};
+})"""
+
+
+def documented_exceptions() -> set[str]:
+    """The axe-core rule ids the statement allows: the list items ("- `rule-id` ...") of its section "Exceptions
+    owned by the theme". Each must say why only the theme can fix it."""
+    text = STATEMENT.read_text()
+    section = re.search(r"^## Exceptions owned by the theme\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert section, f"{STATEMENT.name} has no section 'Exceptions owned by the theme'"
+    return set(re.findall(r"^- `([a-z0-9-]+)`", section.group(1), re.M))
+
+
+def settled(page):
+    """Wait until MathJax has typeset the page and every slider shows its figure; open every collapsed block."""
+    page.wait_for_load_state("networkidle")
+    if page.locator(".widget-vbox").count():
+        page.locator(".widget-vbox img").first.wait_for(state="visible", timeout=30_000)
+    page.evaluate(SETTLE)
+
+
+def path_like(alt: str) -> bool:
+    return bool(re.search(r"\.(png|jpe?g|gif|svg|webp)\b|_images/|^[\w./\\-]+$", alt.strip()))
+
+
+def real_alt(image: dict) -> bool:
+    """An alt text that says what an image shows: in the text at least five words, elsewhere (the theme's logos) at
+    least two or empty (decorative); never a file name."""
+    alt = image["alt"]
+    if alt is None:
+        return False
+    if alt == "" and not image["article"]:
+        return True
+    return not path_like(alt) and len(alt.split()) >= (5 if image["article"] else 2)
+
+
+def test_alt_text_rules():
+    assert not real_alt({"alt": "../_images/abc.png", "article": True})
+    assert not real_alt({"alt": "figure_1", "article": True}) and not real_alt({"alt": None, "article": False})
+    assert not real_alt({"alt": "A plot of loss", "article": True}) and not real_alt({"alt": "", "article": True})
+    assert real_alt({"alt": "Median log10 distance against the step for four laws.", "article": True})
+    assert real_alt({"alt": "Colab logo", "article": False}) and real_alt({"alt": "", "article": False})
+
+
+def test_statement_exceptions_are_rule_ids_with_reasons():
+    text = STATEMENT.read_text()
+    section = re.search(r"^## Exceptions owned by the theme\n(.*?)(?=^## |\Z)", text, re.S | re.M).group(1)
+    for item in re.findall(r"^- `[a-z0-9-]+`.*$", section, re.M):
+        assert len(item.split()) >= 8, f"an exception without its reason: {item}"
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+@pytest.mark.parametrize("name", book_pages())
+def test_axe_finds_no_wcag_violation(server, browser, name, mode):
+    """axe-core's WCAG 2.0/2.1 A and AA rules on the settled page (hidden code and solutions opened), in the theme's
+    light or dark mode (the reader's system setting): no violation but the statement's documented exceptions."""
+    page, log = open_page(browser, f"{server}/{name}", color_scheme=mode)
+    settled(page)
+    assert page.evaluate("document.documentElement.dataset.theme") == mode
+    # Colours as they settle: no transition caught halfway (the theme fades link colours), no hover.
+    page.add_style_tag(content="*, *::before, *::after { transition: none !important; animation: none !important; }")
+    page.mouse.move(1279, 1599)
+    page.wait_for_timeout(300)
+    page.add_script_tag(path=str(AXE))
+    assert page.evaluate("axe.version").startswith("4.14")
+    violations = [v for v in page.evaluate(RUN_AXE, WCAG_TAGS) if v["id"] not in documented_exceptions()]
+    page.close()
+    assert violations == [], (f"{name} ({mode} mode): {sum(v['count'] for v in violations)} WCAG violations "
+                              f"(rule | impact | nodes | first nodes):\n"
+                              + fmt(violations, ["id", "impact", "count", "nodes"]))
+    assert log["errors"] == [], log["errors"]
+
+
+@pytest.mark.parametrize("name", book_pages())
+def test_every_image_has_real_alt_text_and_every_equation_mathml(server, browser, name):
+    """Every <img>: an alt text that is not a file name; in the text (figures, slider frames) at least five words
+    (outside it, the theme's logos: at least two, or empty for a decorative one). Every typeset equation carries
+    MathJax's assistive MathML, which screen readers read."""
+    page, _ = open_page(browser, f"{server}/{name}")
+    settled(page)
+    images = page.evaluate(IMAGES)
+    unread = page.evaluate("() => [...document.querySelectorAll('mjx-container')]"
+                           ".filter(m => !m.querySelector('mjx-assistive-mml math')).length")
+    page.close()
+    bad = [dict(i, alt=i["alt"] if i["alt"] is not None else "(no alt)") for i in images if not real_alt(i)]
+    assert bad == [], (f"{name}: {len(bad)} images without a real alt text (section | alt | src):\n"
+                       + fmt(bad, ["where", "alt", "src"]))
+    assert unread == 0, f"{name}: {unread} equations without assistive MathML"
+
+
+SLIDER_STATE = """i => {
+  const box = document.querySelectorAll('.widget-vbox')[i];
+  const handle = box.querySelector('.noUi-handle');
+  const img = box.querySelector(':scope > .widget-box img');
+  const label = box.querySelector('.widget-label');
+  const src = img ? img.getAttribute('src') : '';
+  return {label: label ? label.textContent.trim() : '', name: handle.getAttribute('aria-label') || '',
+          now: Number(handle.getAttribute('aria-valuenow')), max: Number(handle.getAttribute('aria-valuemax')),
+          valuetext: handle.getAttribute('aria-valuetext') || '',
+          readout: box.querySelector('.widget-readout').textContent.trim(),
+          alt: img ? img.getAttribute('alt') || '' : '', figure: src.length + ':' + src.slice(-48),
+          focused: document.activeElement === handle};
+}"""
+SLIDER_MOVED = """([i, before]) => {
+  const box = document.querySelectorAll('.widget-vbox')[i];
+  const handle = box.querySelector('.noUi-handle');
+  const img = box.querySelector(':scope > .widget-box img');
+  const readout = box.querySelector('.widget-readout').textContent.trim();
+  return readout !== before && handle.getAttribute('aria-valuetext') === readout && img
+         && (img.getAttribute('alt') || '').includes(readout);
+}"""
+
+
+@pytest.mark.parametrize("name", [f"{stem}.html" for stem in widget_chapters()])
+def test_sliders_work_by_keyboard_and_announce_their_value(server, browser, name):
+    """Each slider, with the arrow keys only: its handle is named after the parameter and announces the value the
+    readout shows; every step right shows a new figure, whose alt text starts with "At {name} = {value}:"."""
+    page, log = open_page(browser, f"{server}/chapters/{name}")
+    settled(page)
+    for i in range(page.locator(".widget-vbox").count()):
+        page.locator(".widget-vbox").nth(i).scroll_into_view_if_needed()
+        state = page.evaluate(SLIDER_STATE, i)
+        assert state["label"] and state["name"] == state["label"], f"slider {i} on {name}: no accessible name"
+        page.locator(".widget-vbox").nth(i).locator(".noUi-handle").first.focus()
+        for _ in range(int(state["max"])):
+            page.keyboard.press("ArrowLeft")
+        page.wait_for_function(f"() => ({SLIDER_STATE})({i}).now === 0")
+        page.wait_for_timeout(200)
+        seen = [page.evaluate(SLIDER_STATE, i)]
+        for _ in range(int(state["max"])):
+            page.keyboard.press("ArrowRight")
+            page.wait_for_function(SLIDER_MOVED, arg=[i, seen[-1]["readout"]], timeout=10_000)
+            seen.append(page.evaluate(SLIDER_STATE, i))
+        where = f"slider {i} ({state['label']}) on {name}"
+        assert all(s["focused"] for s in seen), f"{where}: the handle lost the keyboard focus"
+        assert len({s["readout"] for s in seen}) == len(seen) == int(state["max"]) + 1, f"{where}: {seen}"
+        for s in seen:
+            assert s["valuetext"] == s["readout"], f"{where} announces {s['valuetext']!r}, shows {s['readout']!r}"
+            assert s["alt"].startswith(f"At {s['label']} = {s['readout']}: "), f"{where}: frame alt {s['alt']!r}"
+            assert len(s["alt"].split()) >= 8, f"{where}: frame alt {s['alt']!r} does not say what it shows"
+        figures = [s["figure"] for s in seen]
+        assert all(a != b for a, b in zip(figures, figures[1:])), f"{where}: a step did not change the figure"
+    assert off_host(log["requests"]) == [] and log["failed"] == [] and log["errors"] == [], log
+    page.close()
+
+
+def test_axe_is_not_shipped_in_the_book(built_book):
+    """axe-core is vendored for these tests only: the book's _static/ does not carry it."""
+    assert (built_book / "_static" / "widgets" / "embed-amd.js").exists()
+    assert not (built_book / "_static" / "axe").exists()

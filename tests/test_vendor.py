@@ -31,7 +31,10 @@ def test_versions_and_licences():
     assert listed["widgets/embed-amd.js"][:2] == ("@jupyter-widgets/html-manager@1.0.15", "BSD-3-Clause")
     assert listed["widgets/require.js"][:2] == ("requirejs@2.3.8", "MIT")
     assert listed["mathjax/tex-mml-chtml.js"][:2] == ("mathjax@3.2.2", "Apache-2.0")
-    for licence, phrase in [("widgets/LICENSE-html-manager.txt", "BSD 3-Clause"),
+    assert listed["axe/axe.min.js"][:2] == ("axe-core@4.14.1", "MPL-2.0")     # the tests' accessibility engine
+    assert "axe.version=\"4.14.1\"" in (VENDOR / "axe/axe.min.js").read_text().replace(" ", "")
+    for licence, phrase in [("axe/LICENSE-axe-core.txt", "Mozilla Public License, version 2.0"),
+                            ("widgets/LICENSE-html-manager.txt", "BSD 3-Clause"),
                             ("widgets/LICENSE-requirejs.txt", "MIT License"),
                             ("mathjax/LICENSE-mathjax.txt", "Apache License")]:
         assert phrase in (VENDOR / licence).read_text()

@@ -13,12 +13,21 @@
   sphinx-exercise's ``exercise`` nodes book-wide (``numfig``), and the book's chapters are not section-numbered
   (their titles carry the paper's theorem numbers). The numbers are reassigned per page right after Sphinx assigns
   them, so the titles, the solutions' "Solution to Exercise n" and {numref} links all agree.
+* Accessibility (WCAG 2.1 AA, checked by axe-core in tests/test_browser.py; chapters/accessibility.md): ``templates/``
+  overrides two theme components whose accessible names did not contain their visible text (the search button,
+  the colour-mode button); each page's body is fixed where the HTML writers miss a rule (a code cell's
+  show/hide ``summary`` named "Toggle hidden content" while it shows "Show code cell source"; the bibliography's
+  ``role="list"`` whose entries carry the deprecated ``doc-biblioentry`` role instead of ``listitem``); and
+  ``filterbook.css`` sets link and text colours with a contrast of at least 4.5:1 in light and dark mode.
+  axe-core itself (``vendor/axe/``) is for the tests only and is not copied into the book.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 CSS = "filterbook.css"
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 def _clean_scripts(app, pagename, templatename, context, doctree):
@@ -34,6 +43,24 @@ def _clean_scripts(app, pagename, templatename, context, doctree):
         seen.add(key)
         kept.append(js)
     context["script_files"] = kept
+
+
+def accessible_body(body: str) -> str:
+    """A page body with the fixes of WCAG rules that Sphinx's and myst-nb's HTML writers miss.
+
+    * myst-nb names a hidden cell's toggle ``<summary aria-label="Toggle hidden content">`` while it shows "Show
+      code cell source": the name must contain the visible text (WCAG 2.5.3), so the label is dropped and the
+      visible text names it.
+    * docutils writes a bibliography as ``<div role="list">`` whose entries have ``role="doc-biblioentry"``, a
+      role deprecated in DPUB-ARIA 1.1 (and not a list item, so the list has no items): they become ``listitem``.
+    """
+    body = re.sub(r'<summary aria-label="Toggle hidden content">', "<summary>", body)
+    return re.sub(r'(<div class="citation"[^>]*?) role="doc-biblioentry"', r'\1 role="listitem"', body)
+
+
+def _accessible_page(app, pagename, templatename, context, doctree):
+    if isinstance(context.get("body"), str):
+        context["body"] = accessible_body(context["body"])
 
 
 def _glue_pages(env) -> set:
@@ -77,6 +104,12 @@ def _exercises_per_chapter(app, env):
     return []
 
 
+def _config(app, config):
+    """The theme component overrides come first; axe-core (vendor/axe/, tests only) is not copied to _static."""
+    config.templates_path.insert(0, str(TEMPLATES))
+    config.exclude_patterns.append("axe")
+
+
 def _add_css(app):
     static = Path(__file__).parent / "static"
     if (static / CSS).exists():
@@ -85,7 +118,9 @@ def _add_css(app):
 
 
 def setup(app):
+    app.connect("config-inited", _config)
     app.connect("html-page-context", _clean_scripts, priority=900)
+    app.connect("html-page-context", _accessible_page)
     app.connect("doctree-read", _note_glue_refs)
     app.connect("env-purge-doc", _purge)
     app.connect("env-merge-info", _merge)

@@ -45,4 +45,35 @@
       set: function (value) { current = value; addHub(value); },
     });
   }
+  // Sliders for keyboard and screen-reader users: noUiSlider's handle (role="slider") gets no accessible name and
+  // announces the option's index (aria-valuetext "2"), not its value. Name each handle after the slider's label
+  // (its parameter, e.g. "σ") and announce the value the readout shows (e.g. "0.5"), whenever it changes.
+  function a11ySlider(handle) {
+    var box = handle.closest(".widget-slider, .widget-hslider, .widget-selection-slider");
+    if (!box || handle.dataset.filterbookA11y) return;
+    handle.dataset.filterbookA11y = "1";
+    var label = box.querySelector(".widget-label");
+    var readout = box.querySelector(".widget-readout");
+    var name = function () { return (label && label.textContent.trim()) || "value"; };
+    var sync = function () {
+      if (handle.getAttribute("aria-label") !== name()) handle.setAttribute("aria-label", name());
+      var text = readout ? readout.textContent.trim() : "";
+      if (text && handle.getAttribute("aria-valuetext") !== text) handle.setAttribute("aria-valuetext", text);
+    };
+    sync();
+    new MutationObserver(sync).observe(handle, { attributes: true, attributeFilter: ["aria-valuenow", "aria-valuetext"] });
+    if (readout) new MutationObserver(sync).observe(readout, { childList: true, characterData: true, subtree: true });
+    if (label) new MutationObserver(sync).observe(label, { childList: true, characterData: true, subtree: true });
+  }
+  function scan(root) {
+    if (root.querySelectorAll) root.querySelectorAll(".noUi-handle[role=slider]").forEach(a11ySlider);
+  }
+  var start = function () {
+    scan(document);
+    new MutationObserver(function (records) {
+      records.forEach(function (r) { r.addedNodes.forEach(function (n) { if (n.nodeType === 1) scan(n); }); });
+    }).observe(document.body, { childList: true, subtree: true });
+  };
+  if (document.body) start();
+  else document.addEventListener("DOMContentLoaded", start);
 })();
