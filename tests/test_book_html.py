@@ -52,7 +52,7 @@ def test_widget_state_and_js_only_on_widget_pages(built_book):
             state = re.search(r'<script type="application/vnd.jupyter.widget-state\+json">(.*?)</script>', text, re.S)
             models = json.loads(state.group(1))["state"]
             kinds = {m["model_name"] for m in models.values()}
-            assert {"SelectionSliderModel", "StackModel", "LinkModel", "ImageModel"} <= kinds, kinds
+            assert {"SelectionSliderModel", "StackModel", "LinkModel", "HTMLModel"} <= kinds, kinds
             for m in models.values():
                 if m["model_name"] == "LinkModel":
                     assert m["state"]["source"][1] == "index" and m["state"]["target"][1] == "selected_index"
