@@ -142,7 +142,8 @@ def _img_html(png: bytes, scale: int, text: str) -> str:
 
 
 def frame_png(frame: widgets.HTML) -> bytes:
-    """The PNG bytes a precomputed frame of :func:`slider` shows (decoded from its ``<img>``)."""
+    """The PNG bytes a precomputed frame of :func:`slider` shows (decoded from its ``<img>``). Defined for the
+    slider tests of chapters/accessibility.md (every frame differs from its neighbours)."""
     found = re.search(r'src="data:image/png;base64,([^"]+)"', frame.value)
     if not found:
         raise ValueError("not a slider frame (no PNG image)")
@@ -150,7 +151,8 @@ def frame_png(frame: widgets.HTML) -> bytes:
 
 
 def frame_alt(frame: widgets.HTML) -> str:
-    """The alternative text of a precomputed frame of :func:`slider`."""
+    """The alternative text of a precomputed frame of :func:`slider` (chapters/accessibility.md: it names the
+    slider's value)."""
     found = re.search(r'alt="([^"]*)"', frame.value)
     if not found:
         raise ValueError("not a slider frame (no alt text)")
@@ -167,7 +169,8 @@ def _plain(text: str) -> str:
 
 def describe_figure(fig) -> str:
     """A plain-words description of a matplotlib figure from its titles and axis labels ("Figure: title. Panel
-    1: y label against x label ..."), the fallback alternative text of :func:`slider`'s frames."""
+    1: y label against x label ..."), the fallback alternative text of :func:`slider`'s frames
+    (chapters/accessibility.md)."""
     parts = []
     title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
     if title:
