@@ -722,9 +722,10 @@ def render(results: dict) -> str:
     else:
         out += ["Not measured yet: run `python benchmarks/gpu_check.py` on a CUDA machine and save its "
                 "`gpu_results.md` as `benchmarks/gpu_results.md`.", ""]
-    out += ["### 6. The diagnosis of 200 images of 256×256 (chapters/diagnose.md)", ""]
+    out += ["### 6. The diagnosis of 200 images of 256×256", ""]
     if "diagnose" in results:
-        out += [f"Measured {results['diagnose']['when']}.", ""] + diagnose_table(results["diagnose"]) + [""]
+        out += [f"Measured {results['diagnose']['when']} (the tool of the chapter *Is my filter easy to learn?*).",
+                ""] + diagnose_table(results["diagnose"]) + [""]
     else:
         out += ["Not measured yet: run `make bench`.", ""]
     return "\n".join(out).rstrip() + "\n"
