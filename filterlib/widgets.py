@@ -172,7 +172,7 @@ def describe_figure(fig) -> str:
     1: y label against x label ..."), the fallback alternative text of :func:`slider`'s frames
     (chapters/accessibility.md)."""
     parts = []
-    title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+    title = fig.get_suptitle()
     if title:
         parts.append(_plain(title) + ".")
     axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ..tables import Missing, Table, format_number
-from .steps import iterations_to
+from .steps import iterations_to, rate as _rate
 
 FIGSIZE = (7.0, 2.8)            # inches: two panels side by side in the book's column
 DPI = 192                       # twice the 96 px/inch of a browser: sharp on a high-density screen
@@ -50,13 +50,6 @@ def conditions_table(d) -> Table:
     rows = [[name, c.statement, _side(c.lhs, c), _side(c.rhs, c), _holds(c)] for name, c in condition_rows(d)]
     return Table(rows, ["theorem", "condition", "left side", "right side", "verdict"],
                  caption="The paper's conditions on the measured constants")
-
-
-def _rate(c) -> float | None:
-    """−ln c for a contraction factor c > 0 of ‖w_t − w*‖² per step (larger is faster); None otherwise."""
-    if c is None or not c > 0:
-        return None
-    return -math.log(c)
 
 
 def _no_bound(run) -> str:

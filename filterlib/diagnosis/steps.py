@@ -19,3 +19,12 @@ def iterations_to(contraction, start: float, eps: float, *, shrink=None):
     if eps >= start:
         return 0.0
     return math.ceil(2 * math.log(eps / start) / log_c)
+
+
+def rate(contraction) -> float | None:
+    """−ln c for a contraction factor c > 0 of ‖w_t − w*‖² per step (larger is faster; 0.0, not −0.0, for c = 1);
+    None otherwise. The rate columns of the report and of the sweep of :func:`filterlib.diagnose`
+    (chapters/diagnose.md)."""
+    if contraction is None or not contraction > 0:
+        return None
+    return -math.log(contraction) + 0.0

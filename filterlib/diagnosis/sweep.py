@@ -10,12 +10,12 @@ import base64
 import html as _html
 import io
 import json
-import math
 from dataclasses import dataclass
 
 from .. import _validate as v
 from .pipeline import diagnose
 from .results import Diagnosis
+from .steps import rate as _rate
 
 
 def _sizes(x, name: str) -> list[int]:
@@ -24,11 +24,6 @@ def _sizes(x, name: str) -> list[int]:
     if not items:
         raise ValueError(f"{name} must name at least one value")
     return list(dict.fromkeys(v.positive_int(t, name) for t in items))
-
-
-def _rate(c) -> float | None:
-    """−ln c per step (0.0, not −0.0, for c = 1); None unless c > 0."""
-    return -math.log(c) + 0.0 if c is not None and 0 < c else None
 
 
 @dataclass(frozen=True)
